@@ -1,0 +1,436 @@
+"""Datasets, their members, items, scenes and category annotations.
+
+Invariants live in the database as named constraints (`labeling_<model>_<rule>`). Where a rule spans
+a relation (an annotation's label must be a label of its taxonomy; its item, scene and taxonomy must be
+in its dataset; a frame must be in its scene's dataset) the key is copied onto the row and a
+`CompositeForeignKey` makes the database check the pair.
+"""
+
+import uuid
+from pathlib import PurePosixPath
+
+from django.conf import settings
+from django.core.validators import MinValueValidator, URLValidator
+from django.db import models
+from django.db.models import F, Q
+
+from labeling.constraints import CompositeForeignKey
+from labeling.validators import validate_metadata
+from taxonomies.models import Label, Taxonomy
+
+# Nucleus's limit for one video scene.
+MAX_FRAMES_PER_SCENE = 3000
+
+http_url_validator = URLValidator(schemes=["http", "https"], message="Only http and https URLs are accepted.")
+
+
+class Dataset(models.Model):
+    class Kind(models.TextChoices):
+        IMAGES = "images", "Images"
+        SCENES = "scenes", "Scenes"
+
+    name = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(
+        max_length=10,
+        choices=Kind.choices,
+        default=Kind.IMAGES,
+        help_text="Images datasets hold items; scene datasets hold scenes (videos or frame "
+        "sequences), as Nucleus's is_scene datasets do.",
+    )
+    nucleus_dataset_id = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="The Nucleus dataset (ds_...) this dataset syncs to; empty until linked.",
+    )
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="DatasetMember", related_name="labeling_datasets"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["nucleus_dataset_id"],
+                condition=~Q(nucleus_dataset_id=""),
+                name="labeling_dataset_nucleus_dataset_id_unique",
+                violation_error_message="Another dataset is already linked to this Nucleus dataset.",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=["images", "scenes"]), name="labeling_dataset_kind_valid"
+            ),
+            models.CheckConstraint(condition=Q(name__regex=r"\S"), name="labeling_dataset_name_not_blank"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DatasetMember(models.Model):
+    class Role(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        LABELER = "labeler", "Labeler"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="dataset_memberships"
+    )
+    role = models.CharField(
+        max_length=10,
+        choices=Role.choices,
+        default=Role.LABELER,
+        help_text="Admins manage taxonomies, members and imports; labelers label and read.",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dataset", "user"],
+                name="labeling_datasetmember_one_role_per_user",
+                violation_error_message="This user is already a member of this dataset.",
+            ),
+            models.CheckConstraint(
+                condition=Q(role__in=["admin", "labeler"]), name="labeling_datasetmember_role_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role}) in {self.dataset}"
+
+
+def uploaded_image_path(instance: "Item", filename: str) -> str:
+    """A name the server picks: the uploader's file name never reaches the disk.
+
+    The extension comes from the format Pillow detected (set by the upload service), not from the
+    name the client sent.
+    """
+    suffix = PurePosixPath(filename).suffix.lower()
+    return f"items/{instance.dataset_id}/{uuid.uuid4().hex}{suffix}"
+
+
+class Scene(models.Model):
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="scenes")
+    reference_id = models.CharField(max_length=255, help_text="Nucleus reference_id of the scene.")
+    video_url = models.URLField(
+        max_length=2000,
+        blank=True,
+        validators=[http_url_validator],
+        help_text="A video for the scene; empty when it is a frame sequence.",
+    )
+    frame_rate = models.FloatField(
+        default=1.0,
+        validators=[MinValueValidator(0.001)],
+        help_text="Frames per second, for playback and for Nucleus.",
+    )
+    metadata = models.JSONField(default=dict, blank=True, validators=[validate_metadata])
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # Target of the composite keys of frames and annotations (same dataset).
+            models.UniqueConstraint(fields=["id", "dataset"], name="labeling_scene_id_dataset_key"),
+            models.UniqueConstraint(
+                fields=["dataset", "reference_id"],
+                name="labeling_scene_reference_id_unique_in_dataset",
+                violation_error_message="This dataset already has a scene with this reference_id.",
+            ),
+            models.CheckConstraint(
+                condition=Q(reference_id__regex=r"\S"),
+                name="labeling_scene_reference_id_not_blank",
+                violation_error_message="reference_id cannot be empty.",
+            ),
+            models.CheckConstraint(
+                condition=Q(frame_rate__gt=0),
+                name="labeling_scene_frame_rate_positive",
+                violation_error_message="frame_rate must be greater than 0.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.reference_id
+
+    def natural_key(self) -> tuple[int, str]:
+        return (self.dataset_id, self.reference_id)
+
+
+class Item(models.Model):
+    """An image. In a scene dataset, the frames of a frame-sequence scene are items too (as in
+    Nucleus, where each frame is a dataset item with its own reference_id)."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="items")
+    reference_id = models.CharField(max_length=255, help_text="Nucleus reference_id of the item.")
+    image = models.ImageField(
+        upload_to=uploaded_image_path,
+        max_length=255,
+        blank=True,
+        help_text="An uploaded image; stored under a name the server picks.",
+    )
+    image_url = models.URLField(
+        max_length=2000,
+        blank=True,
+        validators=[http_url_validator],
+        help_text="A remote image (http or https), instead of an upload.",
+    )
+    # Read with Pillow when the image is stored (not on every load, as ImageField's width_field would).
+    width = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    height = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    metadata = models.JSONField(default=dict, blank=True, validators=[validate_metadata])
+    scene = models.ForeignKey(
+        Scene,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="frames",
+        help_text="The scene this item is a frame of, if any.",
+    )
+    frame_index = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Position of the frame in its scene, from 0."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # Target of the annotations' composite key (same dataset).
+            models.UniqueConstraint(fields=["id", "dataset"], name="labeling_item_id_dataset_key"),
+            models.UniqueConstraint(
+                fields=["dataset", "reference_id"],
+                name="labeling_item_reference_id_unique_in_dataset",
+                violation_error_message="This dataset already has an item with this reference_id.",
+            ),
+            models.CheckConstraint(
+                condition=Q(reference_id__regex=r"\S"),
+                name="labeling_item_reference_id_not_blank",
+                violation_error_message="reference_id cannot be empty.",
+            ),
+            models.CheckConstraint(
+                condition=(Q(image="") & ~Q(image_url="")) | (~Q(image="") & Q(image_url="")),
+                name="labeling_item_one_image_source",
+                violation_error_message="An item needs exactly one of an uploaded image or an image_url.",
+            ),
+            models.CheckConstraint(
+                condition=Q(scene__isnull=True, frame_index__isnull=True)
+                | Q(scene__isnull=False, frame_index__isnull=False),
+                name="labeling_item_frame_has_scene_and_index",
+                violation_error_message="A frame needs both its scene and its frame_index.",
+            ),
+            models.CheckConstraint(
+                condition=Q(frame_index__lt=MAX_FRAMES_PER_SCENE) | Q(frame_index__isnull=True),
+                name="labeling_item_frame_index_within_limit",
+                violation_error_message=f"A scene holds at most {MAX_FRAMES_PER_SCENE} frames.",
+            ),
+            models.UniqueConstraint(
+                fields=["scene", "frame_index"],
+                name="labeling_item_one_frame_per_index",
+                violation_error_message="This scene already has a frame at this index.",
+            ),
+            CompositeForeignKey(
+                fields=["scene", "dataset"],
+                to_fields=["id", "dataset"],
+                name="labeling_item_scene_in_dataset",
+                violation_error_message="A frame must be in the same dataset as its scene.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.reference_id
+
+    def natural_key(self) -> tuple[int, str]:
+        return (self.dataset_id, self.reference_id)
+
+    @property
+    def image_src(self) -> str:
+        """Where a browser loads the image from."""
+        return self.image.url if self.image else self.image_url
+
+
+class CategoryAnnotation(models.Model):
+    """The label(s) chosen for one item or scene in one taxonomy.
+
+    Single-label taxonomies store the choice in `label`; multi-label taxonomies store the set of
+    chosen labels as `AnnotationLabel` rows (possibly empty: "none of these apply").
+
+    Sync bookkeeping (the outbox): every change to a finished annotation bumps `version` and sets
+    `sync_state` to pending in the same transaction; the sync records `synced_version` when Nucleus
+    has accepted a version, so "what changed since the last sync" is `synced_version < version`.
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        FINISHED = "finished", "Finished"
+
+    class SyncState(models.TextChoices):
+        NOT_READY = "not_ready", "Not ready (draft)"
+        PENDING = "pending", "Pending"
+        SYNCED = "synced", "Synced"
+        FAILED = "failed", "Failed"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="annotations")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, null=True, blank=True, related_name="annotations")
+    scene = models.ForeignKey(
+        Scene, on_delete=models.CASCADE, null=True, blank=True, related_name="annotations"
+    )
+    taxonomy = models.ForeignKey(Taxonomy, on_delete=models.CASCADE, related_name="annotations")
+    # RESTRICT rather than PROTECT: deleting a whole taxonomy deletes its annotations and labels
+    # together, while deleting one label that annotations still use is refused.
+    label = models.ForeignKey(
+        Label,
+        on_delete=models.RESTRICT,
+        null=True,
+        blank=True,
+        related_name="annotations",
+        help_text="The chosen label (single-label taxonomies).",
+    )
+    labels = models.ManyToManyField(
+        Label,
+        through="AnnotationLabel",
+        related_name="multi_label_annotations",
+        blank=True,
+        help_text="The chosen labels (multi-label taxonomies).",
+    )
+    metadata = models.JSONField(default=dict, blank=True, validators=[validate_metadata])
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="category_annotations",
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    version = models.PositiveIntegerField(
+        default=1, help_text="Bumped on every change to the finished annotation."
+    )
+    synced_version = models.PositiveIntegerField(
+        default=0, help_text="The version Nucleus last accepted; 0 if never synced."
+    )
+    sync_state = models.CharField(max_length=10, choices=SyncState.choices, default=SyncState.NOT_READY)
+    sync_attempts = models.PositiveIntegerField(default=0)
+    sync_next_attempt_at = models.DateTimeField(null=True, blank=True)
+    sync_error = models.TextField(blank=True, help_text="Nucleus's last error for this annotation.")
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # Target of AnnotationLabel's composite key (its labels belong to this taxonomy).
+            models.UniqueConstraint(fields=["id", "taxonomy"], name="labeling_categoryannotation_id_taxonomy_key"),
+            models.CheckConstraint(
+                condition=Q(item__isnull=False, scene__isnull=True) | Q(item__isnull=True, scene__isnull=False),
+                name="labeling_categoryannotation_item_xor_scene",
+                violation_error_message="An annotation is on exactly one item or one scene, not both.",
+            ),
+            models.UniqueConstraint(
+                fields=["item", "taxonomy"],
+                name="labeling_categoryannotation_one_per_item_and_taxonomy",
+                violation_error_message="This item already has an annotation in this taxonomy.",
+            ),
+            models.UniqueConstraint(
+                fields=["scene", "taxonomy"],
+                name="labeling_categoryannotation_one_per_scene_and_taxonomy",
+                violation_error_message="This scene already has an annotation in this taxonomy.",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["draft", "finished"]),
+                name="labeling_categoryannotation_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="finished", finished_at__isnull=False)
+                | Q(status="draft", finished_at__isnull=True),
+                name="labeling_categoryannotation_finished_at_iff_finished",
+            ),
+            models.CheckConstraint(
+                condition=Q(synced_version__lte=F("version")),
+                name="labeling_categoryannotation_synced_version_not_ahead",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="draft", sync_state="not_ready")
+                | Q(status="finished", sync_state__in=["pending", "synced", "failed"]),
+                name="labeling_categoryannotation_sync_state_matches_status",
+            ),
+            CompositeForeignKey(
+                fields=["label", "taxonomy"],
+                to_fields=["id", "taxonomy"],
+                name="labeling_categoryannotation_label_in_taxonomy",
+                violation_error_message="The label is not a label of this taxonomy.",
+            ),
+            CompositeForeignKey(
+                fields=["taxonomy", "dataset"],
+                to_fields=["id", "dataset"],
+                name="labeling_categoryannotation_taxonomy_in_dataset",
+                violation_error_message="The taxonomy is not a taxonomy of this dataset.",
+            ),
+            CompositeForeignKey(
+                fields=["item", "dataset"],
+                to_fields=["id", "dataset"],
+                name="labeling_categoryannotation_item_in_dataset",
+                violation_error_message="The item is not in this dataset.",
+            ),
+            CompositeForeignKey(
+                fields=["scene", "dataset"],
+                to_fields=["id", "dataset"],
+                name="labeling_categoryannotation_scene_in_dataset",
+                violation_error_message="The scene is not in this dataset.",
+            ),
+        ]
+        indexes = [
+            # The sync's sweep: "finished annotations waiting to be sent, oldest due first".
+            models.Index(
+                fields=["sync_next_attempt_at"],
+                condition=Q(sync_state="pending"),
+                name="labeling_annotation_sync_due",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        target = self.item or self.scene
+        return f"{self.taxonomy} of {target}"
+
+    @property
+    def reference_id(self) -> str:
+        return (self.item or self.scene).reference_id
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status == self.Status.FINISHED
+
+    def chosen_label_names(self) -> list[str]:
+        """The chosen label(s) as names, in the taxonomy's label order."""
+        if self.label_id is not None:
+            return [self.label.name]
+        return [label.name for label in self.labels.all()]
+
+
+class AnnotationLabel(models.Model):
+    """One chosen label of a multi-label annotation."""
+
+    annotation = models.ForeignKey(CategoryAnnotation, on_delete=models.CASCADE, related_name="chosen")
+    label = models.ForeignKey(Label, on_delete=models.RESTRICT, related_name="choices")
+    taxonomy = models.ForeignKey(Taxonomy, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["annotation", "label"],
+                name="labeling_annotationlabel_once_per_annotation",
+                violation_error_message="This label is already chosen in this annotation.",
+            ),
+            CompositeForeignKey(
+                fields=["annotation", "taxonomy"],
+                to_fields=["id", "taxonomy"],
+                name="labeling_annotationlabel_annotation_in_taxonomy",
+                violation_error_message="The annotation is not in this taxonomy.",
+            ),
+            CompositeForeignKey(
+                fields=["label", "taxonomy"],
+                to_fields=["id", "taxonomy"],
+                name="labeling_annotationlabel_label_in_taxonomy",
+                violation_error_message="The label is not a label of this taxonomy.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} in {self.annotation_id}"

@@ -1,0 +1,166 @@
+"""Writes to taxonomies and their labels.
+
+Renaming and removing labels is allowed here even though Nucleus keeps labels append-only: the
+difference with `Taxonomy.nucleus_labels` is what tells the sync to rebuild the taxonomy there.
+Nothing in this module knows about annotations (the labeling app builds on this one, not the other
+way round); a label that annotations still use is protected by the database (RESTRICT), and
+`label_delete` turns that refusal into a clear message.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Max, RestrictedError
+
+from taxonomies.models import Label, Taxonomy
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """A label to create: its name and an optional hotkey."""
+
+    name: str
+    hotkey: str = ""
+
+    @classmethod
+    def parse(cls, value: "str | Mapping | LabelSpec") -> "LabelSpec":
+        if isinstance(value, LabelSpec):
+            return value
+        if isinstance(value, str):
+            return cls(name=value)
+        if isinstance(value, Mapping) and isinstance(value.get("name"), str):
+            return cls(name=value["name"], hotkey=value.get("hotkey") or "")
+        raise ValidationError("A label is a string, or an object with a 'name' and an optional 'hotkey'.")
+
+
+def taxonomy_create(
+    *,
+    dataset,
+    taxonomy_name: str,
+    labels: Iterable,
+    multi_label: bool = False,
+    applies_to: str = Taxonomy.AppliesTo.ITEMS,
+    required: bool = True,
+) -> Taxonomy:
+    """Create a category taxonomy with its labels, in the order given."""
+    specs = _parse_label_specs(labels)
+    if not specs:
+        raise ValidationError({"labels": "A taxonomy needs at least one label."})
+    with transaction.atomic():
+        position = (dataset.taxonomies.aggregate(last=Max("position"))["last"] or 0) + 1
+        taxonomy = Taxonomy(
+            dataset=dataset,
+            taxonomy_name=taxonomy_name,
+            multi_label=multi_label,
+            applies_to=applies_to,
+            required=required,
+            position=position,
+        )
+        taxonomy.full_clean()
+        taxonomy.save()
+        _labels_insert(taxonomy=taxonomy, indexed_specs=list(enumerate(specs)), first_position=0)
+    return taxonomy
+
+
+def taxonomy_update(
+    *, taxonomy: Taxonomy, taxonomy_name: str, applies_to: str, required: bool, position: int
+) -> Taxonomy:
+    """Change a taxonomy's settings. `multi_label` is fixed at creation: switching it would change
+    how every annotation of the taxonomy is stored and sent."""
+    taxonomy.taxonomy_name = taxonomy_name
+    taxonomy.applies_to = applies_to
+    taxonomy.required = required
+    taxonomy.position = position
+    taxonomy.full_clean()
+    taxonomy.save(update_fields=["taxonomy_name", "applies_to", "required", "position"])
+    return taxonomy
+
+
+def taxonomy_add_labels(*, taxonomy: Taxonomy, labels: Iterable) -> list[Label]:
+    """Append labels after the existing ones, as Nucleus's `add_taxonomy(..., update=True)` does:
+    labels the taxonomy already has are left as they are; only the new ones are returned."""
+    specs = _parse_label_specs(labels)
+    with transaction.atomic():
+        existing = {label.name: label for label in taxonomy.labels.select_for_update()}
+        new_specs = [(index, spec) for index, spec in enumerate(specs) if spec.name not in existing]
+        last = max((label.position for label in existing.values()), default=-1)
+        return _labels_insert(taxonomy=taxonomy, indexed_specs=new_specs, first_position=last + 1)
+
+
+def label_update(*, label: Label, name: str, hotkey: str, position: int) -> Label:
+    """Rename a label, change its hotkey or move it. A rename keeps every annotation on the label."""
+    label.name = name
+    label.hotkey = hotkey
+    label.position = position
+    label.full_clean()
+    label.save(update_fields=["name", "hotkey", "position"])
+    return label
+
+
+def taxonomy_reorder_labels(*, taxonomy: Taxonomy, label_ids: list[int]) -> None:
+    """Put the taxonomy's labels in the given order; every label must be named exactly once."""
+    with transaction.atomic():
+        labels = {label.id: label for label in taxonomy.labels.select_for_update()}
+        if sorted(label_ids) != sorted(labels):
+            raise ValidationError({"label_ids": "Give every label of the taxonomy exactly once."})
+        for position, label_id in enumerate(label_ids):
+            labels[label_id].position = position
+        Label.objects.bulk_update(labels.values(), ["position"])
+
+
+def label_delete(*, label: Label) -> None:
+    """Remove a label that no annotation uses; refuse with a clear message otherwise."""
+    try:
+        with transaction.atomic():
+            label.delete()
+    except RestrictedError as error:
+        raise ValidationError(
+            f"The label “{label.name}” is used by {len(error.restricted_objects)} annotation(s); "
+            "relabel them before removing it.",
+            code="label_in_use",
+        ) from None
+
+
+def _parse_label_specs(labels: Iterable) -> list[LabelSpec]:
+    specs: list[LabelSpec] = []
+    errors: list[str] = []
+    seen_names: set[str] = set()
+    seen_hotkeys: set[str] = set()
+    for index, value in enumerate(labels):
+        try:
+            spec = LabelSpec.parse(value)
+        except ValidationError as error:
+            errors.append(f"labels[{index}]: {error.messages[0]}")
+            continue
+        if spec.name in seen_names:
+            errors.append(f"labels[{index}]: “{spec.name}” is listed twice.")
+        if spec.hotkey and spec.hotkey in seen_hotkeys:
+            errors.append(f"labels[{index}]: hotkey “{spec.hotkey}” is used twice.")
+        seen_names.add(spec.name)
+        seen_hotkeys.add(spec.hotkey or "")
+        specs.append(spec)
+    if errors:
+        raise ValidationError({"labels": errors})
+    return specs
+
+
+def _labels_insert(
+    *, taxonomy: Taxonomy, indexed_specs: list[tuple[int, LabelSpec]], first_position: int
+) -> list[Label]:
+    """Insert labels in one query after validating each; errors name the label's index in the input."""
+    labels = [
+        Label(taxonomy=taxonomy, name=spec.name, hotkey=spec.hotkey, position=first_position + offset)
+        for offset, (_, spec) in enumerate(indexed_specs)
+    ]
+    errors: list[str] = []
+    for (index, _), label in zip(indexed_specs, labels):
+        try:
+            label.full_clean()
+        except ValidationError as error:
+            for message in error.messages:
+                errors.append(f"labels[{index}] “{label.name}”: {message}")
+    if errors:
+        raise ValidationError({"labels": errors})
+    return Label.objects.bulk_create(labels)

@@ -1,0 +1,37 @@
+"""The fixed cast of every test: a dataset with an admin, a labeler, and an outsider who must be refused."""
+
+import pytest
+
+from labeling.models import DatasetMember
+from tests.factories import DatasetFactory, DatasetMemberFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def media_in_tmp_path(settings, tmp_path):
+    """Uploaded files go to a per-test folder, never into the project's media/."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture
+def dataset(db):
+    return DatasetFactory(name="Clothing")
+
+
+@pytest.fixture
+def admin(dataset):
+    return DatasetMemberFactory(dataset=dataset, user=UserFactory(username="alice"), role=DatasetMember.Role.ADMIN).user
+
+
+@pytest.fixture
+def labeler(dataset):
+    return DatasetMemberFactory(dataset=dataset, user=UserFactory(username="bob"), role=DatasetMember.Role.LABELER).user
+
+
+@pytest.fixture
+def outsider(db):
+    return UserFactory(username="charlie")
+
+
+@pytest.fixture
+def superuser(db):
+    return UserFactory(username="root", is_staff=True, is_superuser=True)

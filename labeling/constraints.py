@@ -12,8 +12,10 @@ those columns). Because it lives in `Meta.constraints`:
 The first field must be an ordinary foreign key: it names the referenced model (and keeps Django's
 delete ordering right), and the constraint widens it with more columns.
 
-Like SQL's default MATCH SIMPLE, a row with any of the columns NULL is not checked. The constraint is
-immediate (not deferred) so a violation fails the statement that causes it, on both backends.
+Like SQL's default MATCH SIMPLE, a row with any of the columns NULL is not checked. Like Django's own
+foreign keys it is checked at commit (DEFERRABLE INITIALLY DEFERRED): Django's delete cascade does not
+order deletions along nullable foreign keys (an item's scene, an annotation's label), so an immediate
+check would refuse deleting a dataset whose rows are deleted in a harmless order.
 """
 
 from django.core.exceptions import ValidationError
@@ -53,7 +55,7 @@ class CompositeForeignKey(BaseConstraint):
         target_columns = ", ".join(quote(target._meta.get_field(name).column) for name in self.to_fields)
         return (
             f"CONSTRAINT {quote(self.name)} FOREIGN KEY ({columns}) "
-            f"REFERENCES {quote(target._meta.db_table)} ({target_columns})"
+            f"REFERENCES {quote(target._meta.db_table)} ({target_columns}) DEFERRABLE INITIALLY DEFERRED"
         )
 
     def create_sql(self, model, schema_editor) -> str:

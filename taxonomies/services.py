@@ -29,10 +29,14 @@ class LabelSpec:
         if isinstance(value, LabelSpec):
             return value
         if isinstance(value, str):
-            return cls(name=value)
-        if isinstance(value, Mapping) and isinstance(value.get("name"), str):
-            return cls(name=value["name"], hotkey=value.get("hotkey") or "")
-        raise ValidationError("A label is a string, or an object with a 'name' and an optional 'hotkey'.")
+            spec = cls(name=value)
+        elif isinstance(value, Mapping) and isinstance(value.get("name"), str):
+            spec = cls(name=value["name"], hotkey=value.get("hotkey") or "")
+        else:
+            raise ValidationError("A label is a string, or an object with a 'name' and an optional 'hotkey'.")
+        if not spec.name.strip():
+            raise ValidationError("A label cannot be empty.")
+        return spec
 
 
 def taxonomy_create(
@@ -45,8 +49,8 @@ def taxonomy_create(
     required: bool = True,
 ) -> Taxonomy:
     """Create a category taxonomy with its labels, in the order given."""
-    specs = _parse_label_specs(labels)
-    if not specs:
+    specs, errors = _parse_label_specs(labels)
+    if not specs and not errors:
         raise ValidationError({"labels": "A taxonomy needs at least one label."})
     with transaction.atomic():
         position = (dataset.taxonomies.aggregate(last=Max("position"))["last"] or 0) + 1
@@ -60,7 +64,7 @@ def taxonomy_create(
         )
         taxonomy.full_clean()
         taxonomy.save()
-        _labels_insert(taxonomy=taxonomy, indexed_specs=list(enumerate(specs)), first_position=0)
+        _labels_insert(taxonomy=taxonomy, indexed_specs=specs, first_position=0, errors=errors)
     return taxonomy
 
 
@@ -81,12 +85,12 @@ def taxonomy_update(
 def taxonomy_add_labels(*, taxonomy: Taxonomy, labels: Iterable) -> list[Label]:
     """Append labels after the existing ones, as Nucleus's `add_taxonomy(..., update=True)` does:
     labels the taxonomy already has are left as they are; only the new ones are returned."""
-    specs = _parse_label_specs(labels)
+    specs, errors = _parse_label_specs(labels)
     with transaction.atomic():
         existing = {label.name: label for label in taxonomy.labels.select_for_update()}
-        new_specs = [(index, spec) for index, spec in enumerate(specs) if spec.name not in existing]
+        new_specs = [(index, spec) for index, spec in specs if spec.name not in existing]
         last = max((label.position for label in existing.values()), default=-1)
-        return _labels_insert(taxonomy=taxonomy, indexed_specs=new_specs, first_position=last + 1)
+        return _labels_insert(taxonomy=taxonomy, indexed_specs=new_specs, first_position=last + 1, errors=errors)
 
 
 def label_update(*, label: Label, name: str, hotkey: str, position: int) -> Label:
@@ -123,8 +127,9 @@ def label_delete(*, label: Label) -> None:
         ) from None
 
 
-def _parse_label_specs(labels: Iterable) -> list[LabelSpec]:
-    specs: list[LabelSpec] = []
+def _parse_label_specs(labels: Iterable) -> tuple[list[tuple[int, LabelSpec]], list[str]]:
+    """The labels as (input index, spec) pairs, and the problems found among them."""
+    specs: list[tuple[int, LabelSpec]] = []
     errors: list[str] = []
     seen_names: set[str] = set()
     seen_hotkeys: set[str] = set()
@@ -139,22 +144,21 @@ def _parse_label_specs(labels: Iterable) -> list[LabelSpec]:
         if spec.hotkey and spec.hotkey in seen_hotkeys:
             errors.append(f"labels[{index}]: hotkey “{spec.hotkey}” is used twice.")
         seen_names.add(spec.name)
-        seen_hotkeys.add(spec.hotkey or "")
-        specs.append(spec)
-    if errors:
-        raise ValidationError({"labels": errors})
-    return specs
+        seen_hotkeys.add(spec.hotkey)
+        specs.append((index, spec))
+    return specs, errors
 
 
 def _labels_insert(
-    *, taxonomy: Taxonomy, indexed_specs: list[tuple[int, LabelSpec]], first_position: int
+    *, taxonomy: Taxonomy, indexed_specs: list[tuple[int, LabelSpec]], first_position: int, errors: list[str]
 ) -> list[Label]:
-    """Insert labels in one query after validating each; errors name the label's index in the input."""
+    """Insert labels in one query after validating each; all problems, the ones found while parsing
+    included, are raised together, each naming the label's index in the input."""
     labels = [
         Label(taxonomy=taxonomy, name=spec.name, hotkey=spec.hotkey, position=first_position + offset)
         for offset, (_, spec) in enumerate(indexed_specs)
     ]
-    errors: list[str] = []
+    errors = list(errors)
     for (index, _), label in zip(indexed_specs, labels):
         try:
             label.full_clean()

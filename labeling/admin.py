@@ -1,0 +1,306 @@
+"""Django admin for datasets, taxonomies, items, scenes and annotations.
+
+The taxonomy admin lives here rather than in the taxonomies app because it shows how many
+annotations use each label and relabels them when a label is removed: that is labeling's knowledge,
+and labeling may use taxonomies but not the other way round. Every write goes through a service.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.db import models
+from django.db.models import Count
+from django.forms.models import BaseInlineFormSet
+
+from labeling import selectors
+from labeling.models import CategoryAnnotation, Dataset, DatasetMember, Item, Scene
+from labeling.services import label_remove
+from taxonomies.models import Label, Taxonomy
+from taxonomies.services import LabelSpec, label_update, taxonomy_add_labels, taxonomy_reorder_labels
+
+DROP_FROM_ANNOTATIONS = "drop"
+
+
+class DatasetMemberInline(admin.TabularInline):
+    model = DatasetMember
+    extra = 1
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Dataset)
+class DatasetAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "nucleus_dataset_id", "item_count", "scene_count", "created_at"]
+    list_filter = ["kind"]
+    search_fields = ["name", "nucleus_dataset_id"]
+    inlines = [DatasetMemberInline]
+
+    def get_queryset(self, request):
+        # Subqueries, not joins: two Counts over joined items and scenes would multiply each other.
+        return super().get_queryset(request).annotate(
+            item_total=Count("items", distinct=True), scene_total=Count("scenes", distinct=True)
+        )
+
+    @admin.display(description="items", ordering="item_total")
+    def item_count(self, dataset):
+        return dataset.item_total
+
+    @admin.display(description="scenes", ordering="scene_total")
+    def scene_count(self, dataset):
+        return dataset.scene_total
+
+
+class LabelInlineForm(forms.ModelForm):
+    # Our own removal checkbox rather than the admin's DELETE: the admin refuses deleting anything
+    # protected outright, while here a label in use may go once its annotations are relabelled.
+    remove = forms.BooleanField(required=False)
+    relabel_to = forms.ChoiceField(
+        required=False,
+        label="If removed, relabel to",
+        help_text="Where the annotations that use this label go when you remove it.",
+    )
+
+    position = forms.IntegerField(
+        required=False, min_value=0, help_text="Sort key; rows left empty go after the others."
+    )
+
+    class Meta:
+        model = Label
+        fields = ["name", "hotkey", "position"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is None:
+            self.initial["position"] = None
+
+    def is_existing(self) -> bool:
+        # From the submitted row id, not instance.pk: deleting a label sets its instance.pk to None.
+        return self.cleaned_data.get("id") is not None
+
+    def is_removed(self) -> bool:
+        return self.is_existing() and bool(self.cleaned_data.get("remove"))
+
+
+class LabelInlineFormSet(BaseInlineFormSet):
+    """Refuses to remove a label that finished annotations use unless the admin chose where they go."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        taxonomy = self.instance
+        existing = list(taxonomy.labels.all()) if taxonomy.pk else []
+        choices = [("", "—")] + [(str(label.pk), label.name) for label in existing]
+        if taxonomy.pk and taxonomy.multi_label:
+            choices.append((DROP_FROM_ANNOTATIONS, "Nothing: remove it from the annotations"))
+        self.usage = selectors.label_usage_counts(taxonomy=taxonomy) if taxonomy.pk else {}
+        for form in self.forms:
+            form.fields["relabel_to"].choices = choices
+
+    @property
+    def removed_forms(self) -> list[LabelInlineForm]:
+        return [form for form in self.forms if form.cleaned_data and form.is_removed()]
+
+    @property
+    def kept_forms(self) -> list[LabelInlineForm]:
+        """Existing labels that stay, and new rows that were filled in (empty extra rows are skipped)."""
+        return [
+            form
+            for form in self.forms
+            if form.cleaned_data and not form.is_removed() and (form.is_existing() or form.has_changed())
+        ]
+
+    def clean(self):
+        super().clean()
+        if any(self.errors):
+            return
+        removed_ids = {form.instance.pk for form in self.removed_forms}
+        hotkey_owner: dict[str, str] = {}
+        for form in self.kept_forms:
+            hotkey = form.cleaned_data.get("hotkey")
+            if hotkey and hotkey in hotkey_owner:
+                form.add_error("hotkey", f"“{hotkey_owner[hotkey]}” already uses this hotkey.")
+            elif hotkey:
+                hotkey_owner[hotkey] = form.cleaned_data.get("name")
+        if not self.kept_forms:
+            raise forms.ValidationError("A taxonomy needs at least one label.")
+        for form in self.removed_forms:
+            label = form.instance
+            choice = form.cleaned_data.get("relabel_to") or ""
+            finished = self.usage.get(label.pk, {}).get("finished", 0)
+            if choice and choice != DROP_FROM_ANNOTATIONS and int(choice) in removed_ids:
+                form.add_error("relabel_to", "This label is being removed too; relabel to one that stays.")
+            elif finished and not choice:
+                form.add_error(
+                    "relabel_to",
+                    f"“{label.name}” is used by {finished} finished annotation(s). Choose a label to relabel "
+                    "them to" + (", or remove it from them," if self.instance.multi_label else "") + " to confirm.",
+                )
+            elif choice and choice != DROP_FROM_ANNOTATIONS and int(choice) == label.pk:
+                form.add_error("relabel_to", "Relabel to another label.")
+
+
+class LabelInline(admin.TabularInline):
+    model = Label
+    form = LabelInlineForm
+    formset = LabelInlineFormSet
+    fields = ["name", "hotkey", "position", "usage", "remove", "relabel_to"]
+    readonly_fields = ["usage"]
+    ordering = ["position", "id"]
+    can_delete = False
+
+    def get_extra(self, request, obj=None, **kwargs):
+        return 1 if obj else 5
+
+    @admin.display(description="annotations using it")
+    def usage(self, label):
+        if not label.pk:
+            return "—"
+        # Inline instances are made per request, so this caches one grouped query per page.
+        if not hasattr(self, "_usage"):
+            self._usage = selectors.label_usage_counts(taxonomy=label.taxonomy)
+        used = self._usage.get(label.pk, {"finished": 0, "draft": 0})
+        return f"{used['finished']} finished, {used['draft']} draft"
+
+
+@admin.register(Taxonomy)
+class TaxonomyAdmin(admin.ModelAdmin):
+    list_display = ["taxonomy_name", "dataset", "multi_label", "applies_to", "required", "label_count", "nucleus_status"]
+    list_filter = ["dataset", "multi_label", "applies_to"]
+    search_fields = ["taxonomy_name", "labels__name"]
+    readonly_fields = ["nucleus_status"]
+    inlines = [LabelInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("dataset").prefetch_related("labels")
+
+    def get_readonly_fields(self, request, obj=None):
+        # multi_label decides how every annotation is stored and sent; it is fixed once created.
+        return ["dataset", "multi_label", "nucleus_status"] if obj else ["nucleus_status"]
+
+    @admin.display(description="labels")
+    def label_count(self, taxonomy):
+        return len(taxonomy.labels.all())
+
+    @admin.display(description="on Nucleus")
+    def nucleus_status(self, taxonomy):
+        if taxonomy.pk is None or taxonomy.nucleus_labels is None:
+            return "Not created on Nucleus yet"
+        removed = taxonomy.nucleus_labels_removed()
+        if removed:
+            return (
+                f"Must be rebuilt on Nucleus (labels removed or renamed: {', '.join(removed)}): the next sync "
+                "deletes the taxonomy there, re-creates it and re-uploads every finished annotation."
+            )
+        added = taxonomy.nucleus_labels_added()
+        if added:
+            return f"Labels to add on the next sync: {', '.join(added)}"
+        return "In sync"
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not Label:
+            return super().save_formset(request, form, formset, change)
+        taxonomy = form.instance
+        # What the admin's change message and history read (formset.save() would set these).
+        formset.deleted_objects = [label_form.instance for label_form in formset.removed_forms]
+        formset.changed_objects, formset.new_objects = [], []
+        for label_form in formset.removed_forms:
+            choice = label_form.cleaned_data.get("relabel_to") or ""
+            removal = label_remove(
+                label=label_form.instance,
+                relabel_to=Label.objects.get(pk=int(choice)) if choice and choice != DROP_FROM_ANNOTATIONS else None,
+                drop_from_annotations=choice == DROP_FROM_ANNOTATIONS,
+            )
+            if removal.relabelled_finished or removal.relabelled_drafts:
+                self.message_user(
+                    request,
+                    f"Removed “{label_form.instance.name}”: {removal.relabelled_finished} finished and "
+                    f"{removal.relabelled_drafts} draft annotation(s) changed.",
+                    messages.INFO,
+                )
+        kept_forms = formset.kept_forms
+        for label_form in kept_forms:
+            if label_form.is_existing() and label_form.has_changed():
+                data = label_form.cleaned_data
+                label_update(
+                    label=label_form.instance,
+                    name=data["name"],
+                    hotkey=data["hotkey"],
+                    position=data["position"] or 0,
+                )
+                formset.changed_objects.append((label_form.instance, label_form.changed_data))
+        new_forms = [f for f in kept_forms if not f.is_existing()]
+        created = taxonomy_add_labels(
+            taxonomy=taxonomy,
+            labels=[LabelSpec(name=f.cleaned_data["name"], hotkey=f.cleaned_data["hotkey"]) for f in new_forms],
+        )
+        for label_form, label in zip(new_forms, created):
+            label_form.instance = label
+        formset.new_objects = created
+        # Positions are sort keys the admin edits; ties keep the order of the rows on the page.
+        def sort_key(pair):
+            row, label_form = pair
+            position = label_form.cleaned_data["position"]
+            return (position is None, position or 0, row)
+
+        ordered = sorted(enumerate(kept_forms), key=sort_key)
+        taxonomy_reorder_labels(taxonomy=taxonomy, label_ids=[f.instance.pk for _, f in ordered])
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # Fresh from the database: the page's instance may hold the labels prefetched before the save.
+        taxonomy = Taxonomy.objects.get(pk=form.instance.pk)
+        removed = taxonomy.nucleus_labels_removed()
+        if removed:
+            finished = taxonomy.annotations.filter(status=CategoryAnnotation.Status.FINISHED).count()
+            self.message_user(
+                request,
+                f"Nucleus keeps labels append-only. Because {', '.join(removed)} changed, the next sync will "
+                f"delete “{taxonomy.taxonomy_name}” on Nucleus, re-create it with the current labels and "
+                f"re-upload its {finished} finished annotation(s).",
+                messages.WARNING,
+            )
+
+
+@admin.register(Scene)
+class SceneAdmin(admin.ModelAdmin):
+    list_display = ["reference_id", "dataset", "frame_rate", "video_url", "created_at"]
+    list_filter = ["dataset"]
+    search_fields = ["reference_id"]
+    readonly_fields = ["dataset", "reference_id"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    def has_add_permission(self, request):
+        # Scenes arrive through the import API and commands, which check every frame.
+        return False
+
+
+@admin.register(Item)
+class ItemAdmin(admin.ModelAdmin):
+    list_display = ["reference_id", "dataset", "scene", "frame_index", "width", "height", "created_at"]
+    list_filter = ["dataset"]
+    list_select_related = ["dataset", "scene"]
+    search_fields = ["reference_id"]
+    readonly_fields = ["dataset", "reference_id", "image", "image_url", "width", "height", "scene", "frame_index"]
+
+    def has_add_permission(self, request):
+        # Items arrive through the import API and commands, which check every image with Pillow.
+        return False
+
+
+@admin.register(CategoryAnnotation)
+class CategoryAnnotationAdmin(admin.ModelAdmin):
+    list_display = ["id", "reference_id", "taxonomy", "chosen", "status", "annotator", "sync_state", "updated_at"]
+    list_filter = ["dataset", "taxonomy", "status", "sync_state"]
+    list_select_related = ["item", "scene", "taxonomy", "label", "annotator"]
+    search_fields = ["item__reference_id", "scene__reference_id"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("labels")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        # Labels change through the labeling services, which version them for the sync.
+        return False
+
+    @admin.display(description="label(s)")
+    def chosen(self, annotation):
+        return ", ".join(annotation.chosen_label_names())

@@ -1,0 +1,197 @@
+"""The Django admin: every page loads, and taxonomies are managed with their labels inline."""
+
+import pytest
+from django.urls import reverse
+
+from labeling.models import CategoryAnnotation
+from labeling.services import annotation_save
+from taxonomies.models import Label, Taxonomy
+from taxonomies.services import taxonomy_create
+from tests.factories import CategoryAnnotationFactory, ItemFactory, SceneFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client, superuser):
+    client.force_login(superuser)
+    return client
+
+
+@pytest.fixture
+def clothing_type(dataset):
+    return taxonomy_create(dataset=dataset, taxonomy_name="clothing_type", labels=["shirt", "pants", "dress"])
+
+
+def taxonomy_form(taxonomy_fields: dict, labels: list[dict], initial: int = 0) -> dict:
+    """POST data for the taxonomy admin page: the taxonomy's fields and one inline row per label
+    (`id` for an existing label, `remove` / `relabel_to` to remove one)."""
+    data = {
+        **taxonomy_fields,
+        "labels-TOTAL_FORMS": str(len(labels)),
+        "labels-INITIAL_FORMS": str(initial),
+        "labels-MIN_NUM_FORMS": "0",
+        "labels-MAX_NUM_FORMS": "1000",
+    }
+    for index, row in enumerate(labels):
+        for key, value in row.items():
+            data[f"labels-{index}-{key}"] = "on" if value is True else value
+    return data
+
+
+def existing_rows(taxonomy: Taxonomy) -> list[dict]:
+    return [
+        {"id": str(label.id), "taxonomy": str(taxonomy.id), "name": label.name, "hotkey": label.hotkey, "position": str(label.position)}
+        for label in taxonomy.labels.all()
+    ]
+
+
+def change_fields(taxonomy: Taxonomy) -> dict:
+    return {"taxonomy_name": taxonomy.taxonomy_name, "type": "category", "applies_to": taxonomy.applies_to, "required": "on", "position": "1"}
+
+
+def change_url(taxonomy: Taxonomy) -> str:
+    return reverse("admin:taxonomies_taxonomy_change", args=[taxonomy.pk])
+
+
+@pytest.mark.parametrize("model", ["labeling/dataset", "labeling/item", "labeling/scene", "labeling/categoryannotation", "taxonomies/taxonomy"])
+def test_every_admin_list_page_loads(admin_client, clothing_type, model):
+    CategoryAnnotationFactory(item__dataset=clothing_type.dataset, dataset=clothing_type.dataset, taxonomy=clothing_type)
+    SceneFactory()
+    assert admin_client.get(f"/admin/{model}/").status_code == 200
+
+
+def test_every_change_page_loads(admin_client, clothing_type):
+    annotation = CategoryAnnotationFactory(item__dataset=clothing_type.dataset, dataset=clothing_type.dataset, taxonomy=clothing_type)
+    scene = SceneFactory()
+    for url in [
+        reverse("admin:labeling_dataset_change", args=[clothing_type.dataset_id]),
+        reverse("admin:labeling_item_change", args=[annotation.item_id]),
+        reverse("admin:labeling_scene_change", args=[scene.pk]),
+        reverse("admin:labeling_categoryannotation_change", args=[annotation.pk]),
+        change_url(clothing_type),
+        reverse("admin:taxonomies_taxonomy_add"),
+        reverse("admin:labeling_dataset_add"),
+    ]:
+        assert admin_client.get(url).status_code == 200, url
+
+
+def test_a_taxonomy_with_labels_is_created_through_the_admin(admin_client, dataset):
+    response = admin_client.post(
+        reverse("admin:taxonomies_taxonomy_add"),
+        taxonomy_form(
+            {"dataset": str(dataset.id), "taxonomy_name": "clothing_type", "type": "category", "applies_to": "items", "required": "on", "position": "0"},
+            [
+                {"name": "shirt", "hotkey": "h", "position": ""},
+                {"name": "pants", "hotkey": "", "position": ""},
+                {"name": "dress", "hotkey": "", "position": ""},
+                {"name": "", "hotkey": "", "position": ""},  # an empty extra row is ignored
+            ],
+        ),
+    )
+    assert response.status_code == 302, response.context["errors"] if response.context else response
+    taxonomy = Taxonomy.objects.get(taxonomy_name="clothing_type")
+    assert taxonomy.label_names() == ["shirt", "pants", "dress"]
+    assert taxonomy.labels.get(name="shirt").hotkey == "h"
+
+
+def test_the_admin_refuses_a_forbidden_taxonomy_name_with_the_reason(admin_client, dataset):
+    response = admin_client.post(
+        reverse("admin:taxonomies_taxonomy_add"),
+        taxonomy_form(
+            {"dataset": str(dataset.id), "taxonomy_name": "tops/bottoms", "type": "category", "applies_to": "items", "position": "0"},
+            [{"name": "top", "hotkey": "", "position": ""}],
+        ),
+    )
+    assert response.status_code == 200
+    assert "Nucleus puts it in URLs" in response.content.decode()
+    assert not Taxonomy.objects.exists()
+
+
+def test_the_admin_refuses_a_taxonomy_without_labels(admin_client, dataset):
+    response = admin_client.post(
+        reverse("admin:taxonomies_taxonomy_add"),
+        taxonomy_form(
+            {"dataset": str(dataset.id), "taxonomy_name": "empty", "type": "category", "applies_to": "items", "position": "0"},
+            [{"name": "", "hotkey": "", "position": ""}],
+        ),
+    )
+    assert "A taxonomy needs at least one label." in response.content.decode()
+    assert not Taxonomy.objects.exists()
+
+
+def test_the_admin_refuses_one_hotkey_on_two_new_labels(admin_client, clothing_type):
+    rows = existing_rows(clothing_type) + [{"name": "jacket", "hotkey": "j", "position": ""}, {"name": "jeans", "hotkey": "j", "position": ""}]
+    response = admin_client.post(change_url(clothing_type), taxonomy_form(change_fields(clothing_type), rows, initial=3))
+    assert "already uses this hotkey" in response.content.decode()
+    assert clothing_type.label_names() == ["shirt", "pants", "dress"]
+
+
+def test_labels_are_added_renamed_and_reordered_through_the_admin(admin_client, clothing_type):
+    rows = existing_rows(clothing_type)
+    rows[0].update(name="t-shirt", position="5")  # rename shirt and move it last
+    rows.append({"name": "jacket", "hotkey": "j", "position": "1"})
+
+    response = admin_client.post(change_url(clothing_type), taxonomy_form(change_fields(clothing_type), rows, initial=3))
+
+    assert response.status_code == 302
+    assert clothing_type.label_names() == ["pants", "jacket", "dress", "t-shirt"]
+
+
+def test_the_admin_shows_how_many_annotations_use_each_label(admin_client, clothing_type, labeler):
+    shirt = clothing_type.labels.get(name="shirt")
+    for _ in range(2):
+        annotation_save(target=ItemFactory(dataset=clothing_type.dataset), taxonomy=clothing_type, labels=[shirt], annotator=labeler, finished=True)
+    annotation_save(target=ItemFactory(dataset=clothing_type.dataset), taxonomy=clothing_type, labels=[shirt], annotator=labeler, finished=False)
+
+    page = admin_client.get(change_url(clothing_type)).content.decode()
+
+    assert "2 finished, 1 draft" in page
+    assert "0 finished, 0 draft" in page
+
+
+def test_removing_a_label_in_use_is_refused_until_the_admin_chooses_a_relabel(admin_client, clothing_type, labeler):
+    shirt, pants = clothing_type.labels.get(name="shirt"), clothing_type.labels.get(name="pants")
+    saved = annotation_save(target=ItemFactory(dataset=clothing_type.dataset), taxonomy=clothing_type, labels=[shirt], annotator=labeler, finished=True)
+    rows = existing_rows(clothing_type)
+    rows[0]["remove"] = True
+
+    refused = admin_client.post(change_url(clothing_type), taxonomy_form(change_fields(clothing_type), rows, initial=3))
+
+    assert refused.status_code == 200
+    assert "“shirt” is used by 1 finished annotation(s)" in refused.content.decode()
+    assert Label.objects.filter(pk=shirt.pk).exists()
+
+    rows[0]["relabel_to"] = str(pants.pk)
+    confirmed = admin_client.post(change_url(clothing_type), taxonomy_form(change_fields(clothing_type), rows, initial=3))
+
+    assert confirmed.status_code == 302
+    assert clothing_type.label_names() == ["pants", "dress"]
+    annotation = CategoryAnnotation.objects.get(pk=saved.annotation.pk)
+    assert (annotation.label, annotation.version, annotation.sync_state) == (pants, 2, "pending")
+
+
+def test_the_admin_warns_that_a_removed_label_means_a_rebuild_on_nucleus(admin_client, clothing_type):
+    clothing_type.nucleus_labels = ["shirt", "pants", "dress"]
+    clothing_type.save()
+    rows = existing_rows(clothing_type)
+    rows[2]["remove"] = True
+
+    response = admin_client.post(change_url(clothing_type), taxonomy_form(change_fields(clothing_type), rows, initial=3), follow=True)
+
+    page = response.content.decode()
+    assert "Nucleus keeps labels append-only" in page and "dress" in page
+    assert "Must be rebuilt on Nucleus" in admin_client.get(reverse("admin:taxonomies_taxonomy_changelist")).content.decode()
+
+
+def test_multi_label_cannot_be_switched_on_an_existing_taxonomy(admin_client, clothing_type):
+    fields = {**change_fields(clothing_type), "multi_label": "on"}
+    admin_client.post(change_url(clothing_type), taxonomy_form(fields, existing_rows(clothing_type), initial=3))
+    clothing_type.refresh_from_db()
+    assert not clothing_type.multi_label
+
+
+def test_a_labeler_who_is_not_staff_cannot_open_the_admin(client, labeler):
+    client.force_login(labeler)
+    response = client.get(reverse("admin:taxonomies_taxonomy_changelist"))
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]

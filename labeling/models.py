@@ -24,6 +24,25 @@ MAX_FRAMES_PER_SCENE = 3000
 http_url_validator = URLValidator(schemes=["http", "https"], message="Only http and https URLs are accepted.")
 
 
+def dataset_member_constraints(*, model_name: str, noun: str) -> list[models.BaseConstraint]:
+    """What items and scenes share as rows of a dataset known by reference_id: the reference_id is
+    unique in the dataset and not blank, and (id, dataset) is a key that annotations' and frames'
+    composite keys point at to prove they are in the same dataset."""
+    return [
+        models.UniqueConstraint(fields=["id", "dataset"], name=f"labeling_{model_name}_id_dataset_key"),
+        models.UniqueConstraint(
+            fields=["dataset", "reference_id"],
+            name=f"labeling_{model_name}_reference_id_unique_in_dataset",
+            violation_error_message=f"This dataset already has {noun} with this reference_id.",
+        ),
+        models.CheckConstraint(
+            condition=Q(reference_id__regex=r"\S"),
+            name=f"labeling_{model_name}_reference_id_not_blank",
+            violation_error_message="reference_id cannot be empty.",
+        ),
+    ]
+
+
 class Dataset(models.Model):
     class Kind(models.TextChoices):
         IMAGES = "images", "Images"
@@ -128,18 +147,7 @@ class Scene(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            # Target of the composite keys of frames and annotations (same dataset).
-            models.UniqueConstraint(fields=["id", "dataset"], name="labeling_scene_id_dataset_key"),
-            models.UniqueConstraint(
-                fields=["dataset", "reference_id"],
-                name="labeling_scene_reference_id_unique_in_dataset",
-                violation_error_message="This dataset already has a scene with this reference_id.",
-            ),
-            models.CheckConstraint(
-                condition=Q(reference_id__regex=r"\S"),
-                name="labeling_scene_reference_id_not_blank",
-                violation_error_message="reference_id cannot be empty.",
-            ),
+            *dataset_member_constraints(model_name="scene", noun="a scene"),
             models.CheckConstraint(
                 condition=Q(frame_rate__gt=0),
                 name="labeling_scene_frame_rate_positive",
@@ -192,18 +200,7 @@ class Item(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            # Target of the annotations' composite key (same dataset).
-            models.UniqueConstraint(fields=["id", "dataset"], name="labeling_item_id_dataset_key"),
-            models.UniqueConstraint(
-                fields=["dataset", "reference_id"],
-                name="labeling_item_reference_id_unique_in_dataset",
-                violation_error_message="This dataset already has an item with this reference_id.",
-            ),
-            models.CheckConstraint(
-                condition=Q(reference_id__regex=r"\S"),
-                name="labeling_item_reference_id_not_blank",
-                violation_error_message="reference_id cannot be empty.",
-            ),
+            *dataset_member_constraints(model_name="item", noun="an item"),
             models.CheckConstraint(
                 condition=(Q(image="") & ~Q(image_url="")) | (~Q(image="") & Q(image_url="")),
                 name="labeling_item_one_image_source",

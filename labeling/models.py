@@ -24,6 +24,11 @@ MAX_FRAMES_PER_SCENE = 3000
 http_url_validator = URLValidator(schemes=["http", "https"], message="Only http and https URLs are accepted.")
 
 
+class ReferenceIdQuerySet(models.QuerySet):
+    def get_by_natural_key(self, dataset_id: int, reference_id: str):
+        return self.get(dataset_id=dataset_id, reference_id=reference_id)
+
+
 def dataset_member_constraints(*, model_name: str, noun: str) -> list[models.BaseConstraint]:
     """What items and scenes share as rows of a dataset known by reference_id: the reference_id is
     unique in the dataset and not blank, and (id, dataset) is a key that annotations' and frames'
@@ -144,6 +149,8 @@ class Scene(models.Model):
     metadata = models.JSONField(default=dict, blank=True, validators=[validate_metadata])
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = ReferenceIdQuerySet.as_manager()
+
     class Meta:
         ordering = ["id"]
         constraints = [
@@ -196,6 +203,8 @@ class Item(models.Model):
         null=True, blank=True, help_text="Position of the frame in its scene, from 0."
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ReferenceIdQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]

@@ -6,6 +6,7 @@ one transaction: a bad input stores nothing.
 """
 
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
@@ -55,34 +56,19 @@ def item_create(
     image_file: File | None = None,
     image_url: str = "",
     metadata: dict | None = None,
-    scene: Scene | None = None,
-    frame_index: int | None = None,
 ) -> Item:
-    """Add an image, uploaded (read and checked with Pillow) or by URL.
-
-    Standalone items belong in images datasets; items of a scene dataset are frames of a scene.
-    """
-    if scene is None and dataset.kind != Dataset.Kind.IMAGES:
+    """Add an image to an images dataset, uploaded (read and checked with Pillow) or by URL."""
+    if dataset.kind != Dataset.Kind.IMAGES:
         raise ValidationError({"reference_id": "A scene dataset holds scenes; add the image as a frame of a scene."})
-    item = Item(
+    draft = _item_draft(
         dataset=dataset,
-        reference_id=reference_id,
-        image_url=image_url,
-        metadata={} if metadata is None else metadata,
-        scene=scene,
-        frame_index=frame_index,
+        row={"reference_id": reference_id, "image_file": image_file, "image_url": image_url, "metadata": metadata},
     )
-    if image_file is not None and image_url:
-        raise ValidationError({"image_url": "Give either an uploaded image or an image_url, not both."})
-    if image_file is not None:
-        info = read_image(image_file)
-        item.width, item.height = info.width, info.height
-        # The stored name is chosen by uploaded_image_path; only the detected format's extension is kept.
-        item.image = File(image_file, name=f"upload{info.extension}")
-    item.full_clean(exclude=["image"])
-    _check_reference_id_free(dataset=dataset, reference_id=reference_id, exclude_item=True)
-    item.save()
-    return item
+    draft.item.full_clean(exclude=["image"])
+    _check_reference_ids_free(dataset=dataset, item_ids=[reference_id], scene_ids=[])
+    with _uploads_stored([draft]):
+        draft.item.save()
+    return draft.item
 
 
 def scene_create(
@@ -95,7 +81,7 @@ def scene_create(
     metadata: dict | None = None,
 ) -> Scene:
     """Add a scene: a video URL, or an ordered list of frames (each `{"reference_id", "image_url"}`
-    or `{"reference_id", "image_file"}`), all stored or none."""
+    or `{"reference_id", "image_file"}`, optionally with `metadata`), all stored or none."""
     if dataset.kind != Dataset.Kind.SCENES:
         raise ValidationError({"reference_id": "Scenes go in a scene dataset; this one holds images."})
     if bool(video_url) == bool(frames):
@@ -104,10 +90,6 @@ def scene_create(
         raise ValidationError(
             {"frames": f"A scene holds at most {MAX_FRAMES_PER_SCENE} frames; this one has {len(frames)}."}
         )
-    frame_ids = [frame.get("reference_id") for frame in frames]
-    duplicates = sorted({ref for ref in frame_ids if frame_ids.count(ref) > 1})
-    if duplicates:
-        raise ValidationError({"frames": f"Frame reference_ids must be unique; repeated: {', '.join(duplicates)}."})
     scene = Scene(
         dataset=dataset,
         reference_id=reference_id,
@@ -116,31 +98,89 @@ def scene_create(
         metadata={} if metadata is None else metadata,
     )
     scene.full_clean()
-    _check_reference_id_free(dataset=dataset, reference_id=reference_id, exclude_item=False)
-    with transaction.atomic():
+    drafts, errors = [], []
+    for index, frame in enumerate(frames):
+        try:
+            draft = _item_draft(dataset=dataset, row=frame, frame_index=index)
+            draft.item.full_clean(exclude=["image", "scene"], validate_constraints=False)
+            drafts.append(draft)
+        except ValidationError as error:
+            errors.extend(f"frames[{index}]: {message}" for message in error.messages)
+    frame_ids = [draft.item.reference_id for draft in drafts]
+    repeated = sorted({ref for ref in frame_ids if frame_ids.count(ref) > 1} | ({reference_id} & set(frame_ids)))
+    if repeated:
+        errors.append(f"reference_ids must be unique in the scene; repeated: {', '.join(repeated)}.")
+    if errors:
+        raise ValidationError({"frames": errors})
+    _check_reference_ids_free(dataset=dataset, item_ids=frame_ids, scene_ids=[reference_id])
+    with _uploads_stored(drafts), transaction.atomic():
         scene.save()
-        for index, frame in enumerate(frames):
-            try:
-                item_create(
-                    dataset=dataset,
-                    reference_id=frame.get("reference_id", ""),
-                    image_file=frame.get("image_file"),
-                    image_url=frame.get("image_url", ""),
-                    metadata=frame.get("metadata"),
-                    scene=scene,
-                    frame_index=index,
-                )
-            except ValidationError as error:
-                raise ValidationError({"frames": [f"frames[{index}]: {message}" for message in error.messages]}) from None
+        for draft in drafts:
+            draft.item.scene = scene
+        Item.objects.bulk_create([draft.item for draft in drafts])
     return scene
 
 
-def _check_reference_id_free(*, dataset: Dataset, reference_id: str, exclude_item: bool) -> None:
-    """Nucleus resolves a reference_id to an item or a scene, so the two may not share one."""
-    other = Scene.objects if exclude_item else Item.objects
-    if other.filter(dataset=dataset, reference_id=reference_id).exists():
-        kind = "a scene" if exclude_item else "an item"
-        raise ValidationError({"reference_id": f"{kind.capitalize()} of this dataset already uses this reference_id."})
+@dataclass
+class _ItemDraft:
+    """An item validated but not stored yet, with its upload (checked, not yet written)."""
+
+    item: Item
+    upload: File | None = None
+    extension: str = ""
+
+
+def _item_draft(*, dataset: Dataset, row: dict, frame_index: int | None = None) -> _ItemDraft:
+    upload, image_url = row.get("image_file"), row.get("image_url") or ""
+    if upload is not None and image_url:
+        raise ValidationError({"image_url": "Give either an uploaded image or an image_url, not both."})
+    if upload is None and not image_url:
+        raise ValidationError({"image_url": "An item needs an uploaded image or an image_url."})
+    metadata = row.get("metadata")
+    item = Item(
+        dataset=dataset,
+        reference_id=row.get("reference_id") or "",
+        image_url=image_url,
+        metadata={} if metadata is None else metadata,
+        frame_index=frame_index,
+    )
+    if upload is None:
+        return _ItemDraft(item=item)
+    info = read_image(upload)
+    item.width, item.height = info.width, info.height
+    return _ItemDraft(item=item, upload=upload, extension=info.extension)
+
+
+@contextmanager
+def _uploads_stored(drafts: Sequence[_ItemDraft]):
+    """Write the drafts' uploads to storage before their rows, outside any transaction, and delete
+    them again if the rows do not get stored, so a failed batch leaves no orphaned files."""
+    stored: list[Item] = []
+    try:
+        for draft in drafts:
+            if draft.upload is not None:
+                # Only the detected format's extension survives; uploaded_image_path picks the name.
+                draft.item.image.save(f"upload{draft.extension}", draft.upload, save=False)
+                stored.append(draft.item)
+        yield
+    except BaseException:
+        for item in stored:
+            item.image.storage.delete(item.image.name)
+        raise
+
+
+def _check_reference_ids_free(*, dataset: Dataset, item_ids: Sequence[str], scene_ids: Sequence[str]) -> None:
+    """reference_ids are unique across a dataset's items and scenes together: Nucleus resolves a
+    reference_id to whichever of the two has it."""
+    taken = set(
+        Item.objects.filter(dataset=dataset, reference_id__in=[*item_ids, *scene_ids]).values_list("reference_id", flat=True)
+    ) | set(
+        Scene.objects.filter(dataset=dataset, reference_id__in=[*item_ids, *scene_ids]).values_list("reference_id", flat=True)
+    )
+    if taken:
+        raise ValidationError(
+            {"reference_id": f"Already used in this dataset: {', '.join(sorted(taken))}."}
+        )
 
 
 @dataclass(frozen=True)

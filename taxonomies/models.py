@@ -196,6 +196,19 @@ class Label(models.Model):
         if self.name != self.name.strip():
             raise ValidationError({"name": "A label cannot start or end with spaces."})
         taxonomy = self.taxonomy if self.taxonomy_id else None
+        if taxonomy is not None and self.hotkey:
+            # The labeling page shows every taxonomy of the dataset at once, so a hotkey must pick
+            # one label in the whole dataset. (Within one taxonomy the database enforces it too.)
+            taken = (
+                Label.objects.filter(taxonomy__dataset_id=taxonomy.dataset_id, hotkey=self.hotkey)
+                .exclude(taxonomy_id=taxonomy.id)
+                .select_related("taxonomy")
+                .first()
+            )
+            if taken is not None:
+                raise ValidationError(
+                    {"hotkey": f"“{taken.taxonomy.taxonomy_name}” already uses '{self.hotkey}' for “{taken.name}”."}
+                )
         if taxonomy is not None and taxonomy.multi_label:
             # Each label of a multi-label taxonomy becomes a Nucleus taxonomy name of its own.
             try:

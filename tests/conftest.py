@@ -7,6 +7,12 @@ from tests.factories import DatasetFactory, DatasetMemberFactory, UserFactory
 
 
 @pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Users are made in almost every test; the default hasher's deliberate slowness would dominate."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def media_in_tmp_path(settings, tmp_path):
     """Uploaded files go to a per-test folder, never into the project's media/."""
     settings.MEDIA_ROOT = tmp_path / "media"

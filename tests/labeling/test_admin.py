@@ -195,3 +195,11 @@ def test_a_labeler_who_is_not_staff_cannot_open_the_admin(client, labeler):
     client.force_login(labeler)
     response = client.get(reverse("admin:taxonomies_taxonomy_changelist"))
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_the_admin_refuses_a_hotkey_another_taxonomy_of_the_dataset_uses(admin_client, clothing_type):
+    taxonomy_create(dataset=clothing_type.dataset, taxonomy_name="color", labels=[{"name": "red", "hotkey": "r"}])
+    rows = existing_rows(clothing_type) + [{"name": "robe", "hotkey": "r", "position": ""}]
+    response = admin_client.post(change_url(clothing_type), taxonomy_form(change_fields(clothing_type), rows, initial=3))
+    assert "“color” already uses &#x27;r&#x27; for “red”." in response.content.decode()
+    assert clothing_type.label_names() == ["shirt", "pants", "dress"]

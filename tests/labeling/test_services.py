@@ -2,6 +2,7 @@ import io
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
@@ -131,8 +132,40 @@ class TestScenes:
 
     def test_a_scene_cannot_share_a_reference_id_with_a_frame(self, scenes):
         scene_create(dataset=scenes, reference_id="s1", frame_rate=5, frames=[{"reference_id": "shared", "image_url": "https://a.test/0.jpg"}])
-        with pytest.raises(ValidationError, match="already uses this reference_id"):
+        with pytest.raises(ValidationError, match="Already used in this dataset: shared"):
             scene_create(dataset=scenes, reference_id="shared", frame_rate=5, video_url="https://a.test/v.mp4")
+
+    def test_every_bad_frame_is_reported_with_its_index(self, scenes):
+        frames = [
+            {"reference_id": "f0", "image_url": "ftp://a.test/0.jpg"},
+            {"reference_id": "f1", "image_url": "https://a.test/1.jpg"},
+            {"reference_id": "f2"},
+            {"reference_id": "f1", "image_url": "https://a.test/3.jpg"},
+        ]
+        with pytest.raises(ValidationError) as error:
+            scene_create(dataset=scenes, reference_id="drive_1", frame_rate=5, frames=frames)
+        messages = error.value.message_dict["frames"]
+        assert [m.split(":")[0] for m in messages[:2]] == ["frames[0]", "frames[2]"]
+        assert "repeated: f1" in messages[2]
+
+    def test_a_scene_whose_rows_fail_to_store_leaves_no_files_behind(self, scenes, settings, monkeypatch):
+        def fail(*args, **kwargs):
+            raise IntegrityError("simulated race on a reference_id")
+
+        monkeypatch.setattr(Item.objects, "bulk_create", fail)
+        frames = [{"reference_id": f"f{i}", "image_file": png_upload()} for i in range(3)]
+        with pytest.raises(IntegrityError):
+            scene_create(dataset=scenes, reference_id="drive_1", frame_rate=5, frames=frames)
+        assert not Scene.objects.exists()
+        assert [path for path in settings.MEDIA_ROOT.rglob("*") if path.is_file()] == []
+
+    def test_uploaded_frames_are_stored_with_their_sizes(self, scenes):
+        frames = [{"reference_id": f"f{i}", "image_file": png_upload(size=(30 + i, 20))} for i in range(2)]
+        scene = scene_create(dataset=scenes, reference_id="drive_1", frame_rate=5, frames=frames)
+        assert [(f.width, f.height, f.image.storage.exists(f.image.name)) for f in scene.frames.order_by("frame_index")] == [
+            (30, 20, True),
+            (31, 20, True),
+        ]
 
 
 class TestAnnotationSave:

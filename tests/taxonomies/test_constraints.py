@@ -91,3 +91,17 @@ def test_validation_refuses_a_label_of_a_multi_label_taxonomy_with_a_url_unsafe_
 
 def test_a_single_label_taxonomy_accepts_any_label_text():
     Label(taxonomy=TaxonomyFactory(), name="red/blue?").full_clean()
+
+
+def test_validation_refuses_a_hotkey_another_taxonomy_of_the_dataset_uses():
+    # The labeling page shows all of a dataset's taxonomies at once.
+    shirt = LabelFactory(name="shirt", hotkey="h")
+    label = Label(taxonomy=TaxonomyFactory(dataset=shirt.taxonomy.dataset), name="hat", hotkey="h")
+    with pytest.raises(ValidationError) as error:
+        label.full_clean()
+    assert error.value.message_dict["hotkey"] == [f"“{shirt.taxonomy.taxonomy_name}” already uses 'h' for “shirt”."]
+
+
+def test_the_same_hotkey_is_fine_in_another_dataset():
+    LabelFactory(hotkey="h")
+    Label(taxonomy=TaxonomyFactory(), name="hat", hotkey="h").full_clean()

@@ -1,0 +1,59 @@
+"""`manage.py load_demo`: demo datasets, taxonomies, images, scenes and users, safe to run again."""
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.urls import reverse
+
+from labeling.demo.loader import ADMIN_USERNAME, LABELER_USERNAME, DemoLoaded, demo_load
+
+
+class Command(BaseCommand):
+    help = (
+        "Load the demo datasets (Pillow-drawn clothes and stick-figure scenes) with their taxonomies, "
+        "a few finished annotations, and the demo users admin and labeler. Only what is missing is "
+        "created. The demo users get new passwords, printed at the end, unless --keep-passwords."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--keep-passwords",
+            action="store_true",
+            help="Leave the passwords of demo users that already exist as they are (new ones still get one).",
+        )
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Run even with DEBUG off. The demo resets the passwords of the users 'admin' and 'labeler'.",
+        )
+        parser.add_argument(
+            "--url",
+            default="http://127.0.0.1:8000/",
+            help="Where the site is served, for the login line printed at the end (default: %(default)s).",
+        )
+
+    def handle(self, *args, keep_passwords: bool, force: bool, url: str, **options):
+        if not settings.DEBUG and not force:
+            raise CommandError(
+                "DEBUG is off, so this looks like a production database: the demo would reset the "
+                "passwords of the users 'admin' and 'labeler'. Pass --force if that is what you want."
+            )
+        loaded = demo_load(keep_passwords=keep_passwords)
+        self.write_summary(loaded)
+        self.write_logins(loaded, admin_url=url.rstrip("/") + reverse("admin:index"))
+
+    def write_summary(self, loaded: DemoLoaded) -> None:
+        for dataset in loaded.datasets:
+            self.stdout.write(self.style.MIGRATE_HEADING(dataset.name))
+            for noun, tally in dataset.tallies.items():
+                if tally.created or tally.present:
+                    self.stdout.write(f"  {noun:<12} {tally.created:>3} created, {tally.present:>3} already present")
+
+    def write_logins(self, loaded: DemoLoaded, *, admin_url: str) -> None:
+        passwords = {login.username: login.password or "(password unchanged)" for login in loaded.logins}
+        self.stdout.write("")
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Log in at {admin_url} as {ADMIN_USERNAME} / {passwords[ADMIN_USERNAME]} "
+                f"({LABELER_USERNAME} / {passwords[LABELER_USERNAME]} for a labeler)"
+            )
+        )

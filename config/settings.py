@@ -70,6 +70,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "taxonomies",
     "labeling",
 ]
@@ -127,6 +129,10 @@ else:
                 "timeout": 20,
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             },
+            # Tests use a file as well: Django's default in-memory test database has a shared cache
+            # whose table locks fail at once ("database table is locked") instead of waiting out the
+            # timeout, so concurrency tests would not see the locking that production sees.
+            "TEST": {"NAME": SQLITE_PATH.with_name(f"test_{SQLITE_PATH.name}")},
         }
     }
 
@@ -185,6 +191,21 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "labeling.api.schema.AutoSchema",
+    "EXCEPTION_HANDLER": "labeling.api.errors.exception_handler",
+    # NaN and Infinity are parsed so that validation can name the row and field that holds them
+    # (and refuse them: Nucleus does) instead of failing the whole body with a parse error.
+    "STRICT_JSON": False,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Labeling API",
+    "DESCRIPTION": "Category labels for images and scenes, in Scale Nucleus's vocabulary.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The docs page's assets are served from here, not from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Security -------------------------------------------------------------------------------
@@ -214,3 +235,16 @@ LOGGING = {
 # (dependencies run one way); it reaches the dataset model through this setting, the way
 # contrib apps reach AUTH_USER_MODEL.
 TAXONOMIES_DATASET_MODEL = "labeling.Dataset"
+
+# --- Labeling queue -------------------------------------------------------------------------
+# How long a labeler holds a task before it goes back to the queue.
+LABELING_LEASE_SECONDS = env_int("LABELING_LEASE_SECONDS", 600)
+
+# --- Remote images --------------------------------------------------------------------------
+# A server-side fetch of an item's image_url (for its size) refuses loopback, private, link-local
+# and metadata addresses, so that a URL cannot make the server probe its own network. An
+# on-premise bucket on such an address is let through by CIDR or by host name.
+REMOTE_IMAGE_ALLOWED_NETWORKS = env_list("REMOTE_IMAGE_ALLOWED_NETWORKS", [])
+REMOTE_IMAGE_ALLOWED_HOSTS = env_list("REMOTE_IMAGE_ALLOWED_HOSTS", [])
+# Applies to the connection and to each read, not to the whole download (the byte cap bounds that).
+REMOTE_IMAGE_TIMEOUT_SECONDS = env_int("REMOTE_IMAGE_TIMEOUT_SECONDS", 10)

@@ -13,7 +13,7 @@ from django.forms.models import BaseInlineFormSet
 
 from labeling import selectors
 from labeling.models import CategoryAnnotation, Dataset, DatasetMember, Item, Scene
-from labeling.services import label_remove
+from labeling.services.annotations import label_remove
 from taxonomies.models import Label, Taxonomy
 from taxonomies.services import LabelSpec, label_update, taxonomy_add_labels, taxonomy_reorder_labels
 

@@ -440,3 +440,88 @@ class AnnotationLabel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label} in {self.annotation_id}"
+
+
+class Task(models.Model):
+    """One unit of work in a dataset's labeling queue: an item (images datasets) or a scene (scene
+    datasets). A labeler holds a task under a lease; an expired lease puts it back in the queue.
+
+    Claims are compare-and-set statements in `labeling.services.queue`; the indexes below are
+    shaped for exactly those statements.
+    """
+
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        DONE = "done", "Done"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="tasks")
+    item = models.OneToOneField(Item, on_delete=models.CASCADE, null=True, blank=True, related_name="task")
+    scene = models.OneToOneField(Scene, on_delete=models.CASCADE, null=True, blank=True, related_name="task")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
+    holder = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="held_tasks"
+    )
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    done_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="done_tasks"
+    )
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(item__isnull=False, scene__isnull=True) | Q(item__isnull=True, scene__isnull=False),
+                name="labeling_task_item_xor_scene",
+            ),
+            models.CheckConstraint(condition=Q(state__in=["open", "done"]), name="labeling_task_state_valid"),
+            models.CheckConstraint(
+                condition=Q(holder__isnull=True, lease_expires_at__isnull=True)
+                | Q(holder__isnull=False, lease_expires_at__isnull=False),
+                name="labeling_task_lease_has_holder_and_expiry",
+            ),
+            models.CheckConstraint(
+                condition=Q(state="open") | Q(holder__isnull=True),
+                name="labeling_task_done_is_not_held",
+            ),
+            CompositeForeignKey(
+                fields=["item", "dataset"], to_fields=["id", "dataset"], name="labeling_task_item_in_dataset"
+            ),
+            CompositeForeignKey(
+                fields=["scene", "dataset"], to_fields=["id", "dataset"], name="labeling_task_scene_in_dataset"
+            ),
+        ]
+        indexes = [
+            # next: "the first open task of this dataset in queue order" (a scan that stops at the
+            # first claimable row, so it costs the same at 1M tasks as at 10k).
+            models.Index(fields=["dataset", "id"], condition=Q(state="open"), name="labeling_task_open_queue"),
+            # next: "the task this labeler already holds in this dataset" (refresh, second tab).
+            models.Index(fields=["holder", "dataset"], condition=Q(holder__isnull=False), name="labeling_task_held"),
+        ]
+
+    def __str__(self) -> str:
+        return f"task {self.item or self.scene}"
+
+    @property
+    def target(self) -> "Item | Scene":
+        return self.item or self.scene
+
+
+class TaskSkip(models.Model):
+    """A labeler skipped a task: it goes to the end of that labeler's queue (others still get it)."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="skips")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="task_skips")
+    skipped_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["task", "user"], name="labeling_taskskip_once_per_user"),
+        ]
+        indexes = [
+            # next, when nothing unskipped is left: "this labeler's skipped tasks, oldest skip first".
+            models.Index(fields=["user", "skipped_at"], name="labeling_taskskip_by_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} skipped {self.task_id}"

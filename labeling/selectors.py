@@ -1,8 +1,9 @@
 """Reads used by more than one caller."""
 
-from django.db.models import Count
+from django.db.models import Count, F, Q, QuerySet, Value
+from django.http import Http404
 
-from labeling.models import AnnotationLabel, CategoryAnnotation
+from labeling.models import AnnotationLabel, CategoryAnnotation, Dataset, DatasetMember, Item
 from taxonomies.models import Taxonomy
 
 
@@ -29,3 +30,76 @@ def label_usage_counts(*, taxonomy: Taxonomy) -> dict[int, dict[str, int]]:
     for label_id, status, count in rows:
         usage.setdefault(label_id, {"finished": 0, "draft": 0})[status] = count
     return usage
+
+
+def dataset_list_for_user(*, user) -> QuerySet[Dataset]:
+    """The datasets a user may see, each with `role`: their role in it (superusers are admins of all)."""
+    if user.is_superuser:
+        return Dataset.objects.annotate(role=Value(DatasetMember.Role.ADMIN))
+    return Dataset.objects.filter(memberships__user=user).annotate(role=F("memberships__role"))
+
+
+def dataset_get_for_user(*, user, dataset_id) -> Dataset:
+    """The dataset with `role` set, or 404 for anyone who is not a member: a stranger cannot even
+    learn that it exists."""
+    dataset = dataset_list_for_user(user=user).filter(pk=dataset_id).first()
+    if dataset is None:
+        raise Http404("No such dataset.")
+    return dataset
+
+
+def item_list(*, dataset: Dataset, filters: dict) -> QuerySet[Item]:
+    """Items of a dataset (scene frames excluded), filtered by `status` (open or done in the queue),
+    `taxonomy`, `label` (a label name, in `taxonomy` when given), `annotator` (username) and
+    `reference_id`."""
+    items = Item.objects.filter(dataset=dataset, scene__isnull=True).select_related("task")
+    if filters.get("status"):
+        items = items.filter(task__state=filters["status"])
+    if filters.get("reference_id"):
+        items = items.filter(reference_id=filters["reference_id"])
+    annotations = _annotation_filter(dataset=dataset, filters=filters)
+    if annotations is not None:
+        items = items.filter(id__in=annotations.values("item_id"))
+    return items.order_by("id")
+
+
+def annotation_list(*, dataset: Dataset, filters: dict) -> QuerySet[CategoryAnnotation]:
+    """Annotations of a dataset filtered by `status` (draft or finished), `taxonomy`, `label`,
+    `annotator` and `reference_id`, with what their serialization reads."""
+    annotations = _annotation_filter(dataset=dataset, filters=filters)
+    if annotations is None:
+        annotations = CategoryAnnotation.objects.filter(dataset=dataset)
+    if filters.get("status"):
+        annotations = annotations.filter(status=filters["status"])
+    if filters.get("reference_id"):
+        ref = filters["reference_id"]
+        annotations = annotations.filter(Q(item__reference_id=ref) | Q(scene__reference_id=ref))
+    return (
+        annotations.select_related("item", "scene", "taxonomy", "label", "annotator")
+        .prefetch_related("labels")
+        .order_by("id")
+    )
+
+
+def _annotation_filter(*, dataset: Dataset, filters: dict) -> QuerySet[CategoryAnnotation] | None:
+    """Annotations matching the taxonomy / label / annotator filters, or None when none is given."""
+    if not any(filters.get(key) for key in ("taxonomy", "label", "annotator")):
+        return None
+    annotations = CategoryAnnotation.objects.filter(dataset=dataset)
+    if filters.get("taxonomy"):
+        annotations = annotations.filter(taxonomy__taxonomy_name=filters["taxonomy"])
+    if filters.get("label"):
+        annotations = annotations.filter(Q(label__name=filters["label"]) | Q(labels__name=filters["label"]))
+    if filters.get("annotator"):
+        annotations = annotations.filter(annotator__username=filters["annotator"])
+    return annotations
+
+
+def finished_annotations_for_export(*, dataset: Dataset) -> QuerySet[CategoryAnnotation]:
+    """Every finished annotation of the dataset with what a Nucleus payload needs, in id order."""
+    return (
+        CategoryAnnotation.objects.filter(dataset=dataset, status=CategoryAnnotation.Status.FINISHED)
+        .select_related("item", "scene", "taxonomy", "label")
+        .prefetch_related("labels", "taxonomy__labels")
+        .order_by("id")
+    )

@@ -14,10 +14,17 @@ from django.db import models
 from django.db.models import Q
 
 # Nucleus puts taxonomy names into URL paths without encoding them (DELETE dataset/{id}/taxonomy/{name}).
-URL_UNSAFE_CHARACTERS = "/?#"
 url_safe_name_validator = RegexValidator(
     regex=r"^[^/?#]+$",
     message="Must not contain '/', '?' or '#': Nucleus puts it in URLs without encoding it.",
+)
+# A multi-label taxonomy goes to Nucleus as one True/False taxonomy per label, named
+# "<taxonomy_name>:<label>"; keeping ':' out of taxonomy names means no name can collide with those.
+MULTI_LABEL_SEPARATOR = ":"
+taxonomy_name_validator = RegexValidator(
+    regex=r"^[^/?#:]+$",
+    message="Must not contain '/', '?' or '#' (Nucleus puts it in URLs without encoding it) "
+    "or ':' (it names the True/False taxonomies of multi-label taxonomies on Nucleus).",
 )
 # Keys the labeling page keeps for itself; a label cannot take them as its hotkey.
 RESERVED_HOTKEYS = frozenset("0123456789sz?+-")
@@ -53,8 +60,8 @@ class Taxonomy(models.Model):
     )
     taxonomy_name = models.CharField(
         max_length=200,
-        validators=[url_safe_name_validator],
-        help_text="The name Nucleus knows the taxonomy by; unique in the dataset, without / ? #.",
+        validators=[taxonomy_name_validator],
+        help_text="The name Nucleus knows the taxonomy by; unique in the dataset, without / ? # :.",
     )
     type = models.CharField(max_length=20, choices=Type.choices, default=Type.CATEGORY)
     multi_label = models.BooleanField(
@@ -96,9 +103,10 @@ class Taxonomy(models.Model):
                 condition=~Q(taxonomy_name="")
                 & ~Q(taxonomy_name__contains="/")
                 & ~Q(taxonomy_name__contains="?")
-                & ~Q(taxonomy_name__contains="#"),
+                & ~Q(taxonomy_name__contains="#")
+                & ~Q(taxonomy_name__contains=":"),
                 name="taxonomies_taxonomy_name_url_safe",
-                violation_error_message="taxonomy_name must be non-empty and free of '/', '?' and '#'.",
+                violation_error_message="taxonomy_name must be non-empty and free of '/', '?', '#' and ':'.",
             ),
             models.CheckConstraint(
                 condition=Q(type="category"),

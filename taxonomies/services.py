@@ -168,3 +168,39 @@ def _labels_insert(
     if errors:
         raise ValidationError({"labels": errors})
     return Label.objects.bulk_create(labels)
+
+
+class TaxonomyAddStatus:
+    """The answers of Nucleus's `add_taxonomy`, which this mirrors."""
+
+    CREATED = "Taxonomy created"
+    ALREADY_EXISTS = "Taxonomy already exists"
+    UPDATED = "Taxonomy updated"
+
+
+def taxonomy_add(
+    *,
+    dataset,
+    taxonomy_name: str,
+    labels: Iterable,
+    multi_label: bool = False,
+    applies_to: str = Taxonomy.AppliesTo.ITEMS,
+    required: bool = True,
+    update: bool = False,
+) -> tuple[Taxonomy, str]:
+    """Nucleus's `add_taxonomy(..., update=...)`: create the taxonomy, or, when it exists, leave it
+    alone (`update` false) or append the labels it lacks (`update` true). Returns the taxonomy and
+    Nucleus's status string."""
+    existing = Taxonomy.objects.filter(dataset=dataset, taxonomy_name=taxonomy_name).first()
+    if existing is None:
+        taxonomy = taxonomy_create(
+            dataset=dataset, taxonomy_name=taxonomy_name, labels=labels,
+            multi_label=multi_label, applies_to=applies_to, required=required,
+        )
+        return taxonomy, TaxonomyAddStatus.CREATED
+    if existing.multi_label != multi_label:
+        raise ValidationError({"multi_label": f"“{taxonomy_name}” exists with multi_label={existing.multi_label}; it cannot change."})
+    if not update:
+        return existing, TaxonomyAddStatus.ALREADY_EXISTS
+    taxonomy_add_labels(taxonomy=existing, labels=labels)
+    return existing, TaxonomyAddStatus.UPDATED

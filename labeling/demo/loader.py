@@ -29,7 +29,9 @@ from labeling.demo.specs import (
     image_specs,
 )
 from labeling.models import Dataset, DatasetMember, Item, Scene
-from labeling.services import annotation_save, dataset_create, dataset_member_set, item_create, scene_create
+from labeling.services.annotations import annotation_save
+from labeling.services.datasets import dataset_create, dataset_member_set
+from labeling.services.items import item_create, scene_create
 from taxonomies.models import Taxonomy
 from taxonomies.services import taxonomy_add_labels, taxonomy_create
 

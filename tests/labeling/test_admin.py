@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from labeling.models import CategoryAnnotation
-from labeling.services import annotation_save
+from labeling.services.annotations import annotation_save
 from taxonomies.models import Label, Taxonomy
 from taxonomies.services import taxonomy_create
 from tests.factories import CategoryAnnotationFactory, ItemFactory, SceneFactory

@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from PIL import Image
 
 from labeling.models import CategoryAnnotation, Dataset, DatasetMember, Item, Scene
-from labeling.services import annotation_save
+from labeling.services.annotations import annotation_save
 from taxonomies.models import Label, Taxonomy
 from taxonomies.services import label_delete
 

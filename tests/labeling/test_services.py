@@ -6,15 +6,11 @@ from django.db import IntegrityError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
+from labeling.errors import BatchInvalid
 from labeling.models import AnnotationLabel, CategoryAnnotation, Dataset, DatasetMember, Item, Scene
-from labeling.services import (
-    annotation_save,
-    dataset_create,
-    dataset_member_set,
-    item_create,
-    label_remove,
-    scene_create,
-)
+from labeling.services.annotations import annotation_save, label_remove
+from labeling.services.datasets import dataset_create, dataset_member_set
+from labeling.services.items import item_create, scene_create
 from taxonomies.models import Label
 from taxonomies.services import taxonomy_create
 from tests.factories import DatasetFactory, ItemFactory, SceneFactory, png_upload
@@ -132,7 +128,7 @@ class TestScenes:
 
     def test_a_scene_cannot_share_a_reference_id_with_a_frame(self, scenes):
         scene_create(dataset=scenes, reference_id="s1", frame_rate=5, frames=[{"reference_id": "shared", "image_url": "https://a.test/0.jpg"}])
-        with pytest.raises(ValidationError, match="Already used in this dataset: shared"):
+        with pytest.raises(ValidationError, match="'shared' is already used in this dataset"):
             scene_create(dataset=scenes, reference_id="shared", frame_rate=5, video_url="https://a.test/v.mp4")
 
     def test_every_bad_frame_is_reported_with_its_index(self, scenes):
@@ -142,11 +138,18 @@ class TestScenes:
             {"reference_id": "f2"},
             {"reference_id": "f1", "image_url": "https://a.test/3.jpg"},
         ]
-        with pytest.raises(ValidationError) as error:
+        with pytest.raises(BatchInvalid) as error:
             scene_create(dataset=scenes, reference_id="drive_1", frame_rate=5, frames=frames)
-        messages = error.value.message_dict["frames"]
-        assert [m.split(":")[0] for m in messages[:2]] == ["frames[0]", "frames[2]"]
-        assert "repeated: f1" in messages[2]
+        assert [(row.index, row.field) for row in error.value.rows] == [(0, "frames[0].image_url"), (0, "frames[2].image_url")]
+
+    def test_a_frame_reference_id_repeated_in_the_scene_is_reported_on_each_frame(self, scenes):
+        frames = [{"reference_id": "f1", "image_url": "https://a.test/1.jpg"}, {"reference_id": "f1", "image_url": "https://a.test/3.jpg"}]
+        with pytest.raises(BatchInvalid) as error:
+            scene_create(dataset=scenes, reference_id="drive_1", frame_rate=5, frames=frames)
+        assert [(row.field, row.message) for row in error.value.rows] == [
+            ("frames[0].reference_id", "'f1' appears more than once in this batch."),
+            ("frames[1].reference_id", "'f1' appears more than once in this batch."),
+        ]
 
     def test_a_scene_whose_rows_fail_to_store_leaves_no_files_behind(self, scenes, settings, monkeypatch):
         def fail(*args, **kwargs):

@@ -13,19 +13,20 @@ def refused_by_database(make_row):
         make_row()
 
 
-@pytest.mark.parametrize("name", ["shirts/pants", "what?", "color#1", ""])
+@pytest.mark.parametrize("name", ["shirts/pants", "what?", "color#1", "attributes:logo", ""])
 def test_the_database_refuses_a_taxonomy_name_nucleus_cannot_put_in_a_url(name):
     dataset = DatasetFactory()
     refused_by_database(lambda: Taxonomy.objects.create(dataset=dataset, taxonomy_name=name))
 
 
-@pytest.mark.parametrize("name", ["shirts/pants", "what?", "color#1"])
+@pytest.mark.parametrize("name", ["shirts/pants", "what?", "color#1", "attributes:logo"])
 def test_validation_explains_a_forbidden_taxonomy_name(name):
     taxonomy = Taxonomy(dataset=DatasetFactory(), taxonomy_name=name)
     with pytest.raises(ValidationError) as error:
         taxonomy.full_clean()
     assert error.value.message_dict["taxonomy_name"] == [
-        "Must not contain '/', '?' or '#': Nucleus puts it in URLs without encoding it."
+        "Must not contain '/', '?' or '#' (Nucleus puts it in URLs without encoding it) "
+        "or ':' (it names the True/False taxonomies of multi-label taxonomies on Nucleus)."
     ]
 
 

@@ -1,186 +1,22 @@
-"""Writes to datasets, members, items, scenes and annotations.
+"""Writes to annotations: saving an answer, and moving annotations off a label that is removed.
 
-Every write validates with `full_clean()` (which also runs the named database constraints' checks,
-so a bad row gets a readable message) before it touches the database, and every multi-row write is
-one transaction: a bad input stores nothing.
+Every change to a finished annotation bumps its version and puts it back in the sync's outbox
+(sync_state pending) in the same transaction.
 """
 
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.core.files.base import File
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Count, F
 from django.utils import timezone
 
-from labeling.images import read_image
-from labeling.models import (
-    MAX_FRAMES_PER_SCENE,
-    AnnotationLabel,
-    CategoryAnnotation,
-    Dataset,
-    DatasetMember,
-    Item,
-    Scene,
-)
+from labeling.errors import BatchInvalid, RowError
+from labeling.models import AnnotationLabel, CategoryAnnotation, Dataset, Item, Scene, Task
 from labeling.validators import validate_metadata
 from taxonomies.models import Label, Taxonomy
 from taxonomies.services import label_delete
-
-
-def dataset_create(*, name: str, kind: str, nucleus_dataset_id: str = "", created_by=None) -> Dataset:
-    """Create a dataset; its creator, if given, becomes its first admin."""
-    dataset = Dataset(name=name, kind=kind, nucleus_dataset_id=nucleus_dataset_id)
-    dataset.full_clean()
-    with transaction.atomic():
-        dataset.save()
-        if created_by is not None:
-            DatasetMember.objects.create(dataset=dataset, user=created_by, role=DatasetMember.Role.ADMIN)
-    return dataset
-
-
-def dataset_member_set(*, dataset: Dataset, user, role: str) -> DatasetMember:
-    """Give a user a role in a dataset, adding them as a member if they are not one yet."""
-    member = DatasetMember(dataset=dataset, user=user, role=role)
-    member.full_clean(validate_constraints=False)
-    member, _ = DatasetMember.objects.update_or_create(dataset=dataset, user=user, defaults={"role": role})
-    return member
-
-
-def item_create(
-    *,
-    dataset: Dataset,
-    reference_id: str,
-    image_file: File | None = None,
-    image_url: str = "",
-    metadata: dict | None = None,
-) -> Item:
-    """Add an image to an images dataset, uploaded (read and checked with Pillow) or by URL."""
-    if dataset.kind != Dataset.Kind.IMAGES:
-        raise ValidationError({"reference_id": "A scene dataset holds scenes; add the image as a frame of a scene."})
-    draft = _item_draft(
-        dataset=dataset,
-        row={"reference_id": reference_id, "image_file": image_file, "image_url": image_url, "metadata": metadata},
-    )
-    draft.item.full_clean(exclude=["image"])
-    _check_reference_ids_free(dataset=dataset, item_ids=[reference_id], scene_ids=[])
-    with _uploads_stored([draft]):
-        draft.item.save()
-    return draft.item
-
-
-def scene_create(
-    *,
-    dataset: Dataset,
-    reference_id: str,
-    frame_rate: float,
-    frames: Sequence[dict] = (),
-    video_url: str = "",
-    metadata: dict | None = None,
-) -> Scene:
-    """Add a scene: a video URL, or an ordered list of frames (each `{"reference_id", "image_url"}`
-    or `{"reference_id", "image_file"}`, optionally with `metadata`), all stored or none."""
-    if dataset.kind != Dataset.Kind.SCENES:
-        raise ValidationError({"reference_id": "Scenes go in a scene dataset; this one holds images."})
-    if bool(video_url) == bool(frames):
-        raise ValidationError({"frames": "A scene has either a video_url or a list of frames, not both or neither."})
-    if len(frames) > MAX_FRAMES_PER_SCENE:
-        raise ValidationError(
-            {"frames": f"A scene holds at most {MAX_FRAMES_PER_SCENE} frames; this one has {len(frames)}."}
-        )
-    scene = Scene(
-        dataset=dataset,
-        reference_id=reference_id,
-        video_url=video_url,
-        frame_rate=frame_rate,
-        metadata={} if metadata is None else metadata,
-    )
-    scene.full_clean()
-    drafts, errors = [], []
-    for index, frame in enumerate(frames):
-        try:
-            draft = _item_draft(dataset=dataset, row=frame, frame_index=index)
-            draft.item.full_clean(exclude=["image", "scene"], validate_constraints=False)
-            drafts.append(draft)
-        except ValidationError as error:
-            errors.extend(f"frames[{index}]: {message}" for message in error.messages)
-    frame_ids = [draft.item.reference_id for draft in drafts]
-    repeated = sorted({ref for ref in frame_ids if frame_ids.count(ref) > 1} | ({reference_id} & set(frame_ids)))
-    if repeated:
-        errors.append(f"reference_ids must be unique in the scene; repeated: {', '.join(repeated)}.")
-    if errors:
-        raise ValidationError({"frames": errors})
-    _check_reference_ids_free(dataset=dataset, item_ids=frame_ids, scene_ids=[reference_id])
-    with _uploads_stored(drafts), transaction.atomic():
-        scene.save()
-        for draft in drafts:
-            draft.item.scene = scene
-        Item.objects.bulk_create([draft.item for draft in drafts])
-    return scene
-
-
-@dataclass
-class _ItemDraft:
-    """An item validated but not stored yet, with its upload (checked, not yet written)."""
-
-    item: Item
-    upload: File | None = None
-    extension: str = ""
-
-
-def _item_draft(*, dataset: Dataset, row: dict, frame_index: int | None = None) -> _ItemDraft:
-    upload, image_url = row.get("image_file"), row.get("image_url") or ""
-    if upload is not None and image_url:
-        raise ValidationError({"image_url": "Give either an uploaded image or an image_url, not both."})
-    if upload is None and not image_url:
-        raise ValidationError({"image_url": "An item needs an uploaded image or an image_url."})
-    metadata = row.get("metadata")
-    item = Item(
-        dataset=dataset,
-        reference_id=row.get("reference_id") or "",
-        image_url=image_url,
-        metadata={} if metadata is None else metadata,
-        frame_index=frame_index,
-    )
-    if upload is None:
-        return _ItemDraft(item=item)
-    info = read_image(upload)
-    item.width, item.height = info.width, info.height
-    return _ItemDraft(item=item, upload=upload, extension=info.extension)
-
-
-@contextmanager
-def _uploads_stored(drafts: Sequence[_ItemDraft]):
-    """Write the drafts' uploads to storage before their rows, outside any transaction, and delete
-    them again if the rows do not get stored, so a failed batch leaves no orphaned files."""
-    stored: list[Item] = []
-    try:
-        for draft in drafts:
-            if draft.upload is not None:
-                # Only the detected format's extension survives; uploaded_image_path picks the name.
-                draft.item.image.save(f"upload{draft.extension}", draft.upload, save=False)
-                stored.append(draft.item)
-        yield
-    except BaseException:
-        for item in stored:
-            item.image.storage.delete(item.image.name)
-        raise
-
-
-def _check_reference_ids_free(*, dataset: Dataset, item_ids: Sequence[str], scene_ids: Sequence[str]) -> None:
-    """reference_ids are unique across a dataset's items and scenes together: Nucleus resolves a
-    reference_id to whichever of the two has it."""
-    taken = set(
-        Item.objects.filter(dataset=dataset, reference_id__in=[*item_ids, *scene_ids]).values_list("reference_id", flat=True)
-    ) | set(
-        Scene.objects.filter(dataset=dataset, reference_id__in=[*item_ids, *scene_ids]).values_list("reference_id", flat=True)
-    )
-    if taken:
-        raise ValidationError(
-            {"reference_id": f"Already used in this dataset: {', '.join(sorted(taken))}."}
-        )
 
 
 @dataclass(frozen=True)
@@ -362,3 +198,154 @@ def label_remove(*, label: Label, relabel_to: Label | None = None, drop_from_ann
         label_delete(label=label)
     return LabelRemoval(relabelled_finished=len(finished_ids), relabelled_drafts=len(draft_ids))
 
+
+@dataclass(frozen=True)
+class Answer:
+    """One resolved row: the labels chosen for an item or scene in one taxonomy."""
+
+    target: Item | Scene
+    taxonomy: Taxonomy
+    labels: list[Label]
+    metadata: dict
+
+
+def answer_resolve(*, taxonomies: dict[str, Taxonomy], target: Item | Scene, row: dict, index: int | None) -> tuple[Answer | None, list[RowError]]:
+    """Check one `{"taxonomy_name", "label" | "labels", "metadata"}` row in Nucleus's vocabulary.
+
+    `taxonomies` maps the dataset's taxonomy names to taxonomies with their labels prefetched, so a
+    batch resolves without a query per row.
+    """
+    def error(field: str, message: str) -> tuple[None, list[RowError]]:
+        return None, [RowError(index=index, field=field, message=message)]
+
+    if not isinstance(row, dict):
+        return error("", "Each annotation is a JSON object.")
+    taxonomy_name = row.get("taxonomy_name")
+    if not isinstance(taxonomy_name, str) or not taxonomy_name:
+        return error("taxonomy_name", "Give the taxonomy_name this answer is for.")
+    taxonomy = taxonomies.get(taxonomy_name)
+    if taxonomy is None:
+        known = ", ".join(sorted(taxonomies)) or "none"
+        return error("taxonomy_name", f"Unknown taxonomy “{taxonomy_name}” (this dataset has: {known}).")
+    if isinstance(target, Item) and not taxonomy.applies_to_items():
+        return error("taxonomy_name", f"“{taxonomy_name}” applies to scenes, not items.")
+    if isinstance(target, Scene) and not taxonomy.applies_to_scenes():
+        return error("taxonomy_name", f"“{taxonomy_name}” applies to items, not scenes.")
+    if taxonomy.multi_label:
+        names = row.get("labels")
+        if "label" in row or not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+            return error("labels", f"“{taxonomy_name}” is multi-label: give \"labels\" as a list of label names.")
+    else:
+        name = row.get("label")
+        if "labels" in row or isinstance(name, list):
+            return error("label", f"“{taxonomy_name}” is a single-label taxonomy: give one \"label\", not a list.")
+        if not isinstance(name, str) or not name:
+            return error("label", f"Choose a label for “{taxonomy_name}”.")
+        names = [name]
+    by_name = {label.name: label for label in taxonomy.labels.all()}
+    unknown = [name for name in names if name not in by_name]
+    if unknown:
+        return error(
+            "labels" if taxonomy.multi_label else "label",
+            f"Not a label of “{taxonomy_name}”: {', '.join(unknown)} (labels: {', '.join(by_name)}).",
+        )
+    if len(set(names)) != len(names):
+        return error("labels", "A label is listed more than once.")
+    metadata = row.get("metadata") or {}
+    try:
+        validate_metadata(metadata)
+    except ValidationError as problem:
+        return error("metadata", problem.messages[0])
+    return Answer(target=target, taxonomy=taxonomy, labels=[by_name[name] for name in names], metadata=metadata), []
+
+
+def annotations_import(*, dataset: Dataset, rows: Sequence[dict], annotator) -> list[AnnotationSaved]:
+    """Create or update finished annotations from `{"reference_id", "taxonomy_name", "label" |
+    "labels", "metadata"}` rows: all of them, or (with every bad row named) none."""
+    targets = targets_by_reference_id(dataset=dataset, reference_ids=[row.get("reference_id") for row in rows])
+    taxonomies = taxonomies_by_name(dataset=dataset)
+    answers, errors, seen = [], [], set()
+    for index, row in enumerate(rows):
+        target = targets.get(row.get("reference_id")) if isinstance(row, dict) else None
+        if target is None:
+            reference_id = row.get("reference_id") if isinstance(row, dict) else None
+            errors.append(
+                RowError(index=index, field="reference_id", message=f"No item or scene has reference_id {reference_id!r}.")
+            )
+            continue
+        answer, row_errors = answer_resolve(taxonomies=taxonomies, target=target, row=row, index=index)
+        errors.extend(row_errors)
+        if answer is None:
+            continue
+        key = (type(target), target.pk, answer.taxonomy.pk)
+        if key in seen:
+            errors.append(RowError(index=index, field="taxonomy_name", message="This reference_id and taxonomy_name are already in the batch."))
+        seen.add(key)
+        answers.append(answer)
+    if errors:
+        raise BatchInvalid(errors)
+    with transaction.atomic():
+        saved = [
+            annotation_save(
+                target=answer.target, taxonomy=answer.taxonomy, labels=answer.labels,
+                metadata=answer.metadata, annotator=annotator, finished=True,
+            )
+            for answer in answers
+        ]
+        tasks_mark_done_if_answered(dataset=dataset, targets=[answer.target for answer in answers], user=annotator)
+    return saved
+
+
+def targets_by_reference_id(*, dataset: Dataset, reference_ids: Sequence) -> dict[str, Item | Scene]:
+    """Items and scenes of the dataset by reference_id (they share one namespace), in two queries."""
+    wanted = sorted({ref for ref in reference_ids if isinstance(ref, str)})
+    found: dict[str, Item | Scene] = {item.reference_id: item for item in Item.objects.filter(dataset=dataset, reference_id__in=wanted)}
+    found.update({scene.reference_id: scene for scene in Scene.objects.filter(dataset=dataset, reference_id__in=wanted)})
+    return found
+
+
+def taxonomies_by_name(*, dataset: Dataset) -> dict[str, Taxonomy]:
+    return {taxonomy.taxonomy_name: taxonomy for taxonomy in dataset.taxonomies.prefetch_related("labels")}
+
+
+def tasks_mark_done_if_answered(*, dataset: Dataset, targets: Sequence[Item | Scene], user) -> int:
+    """Close the queue tasks of these items or scenes whose required taxonomies all have finished
+    annotations now, so the queue does not hand out work that was done another way."""
+    required = {
+        kind: [t.id for t in dataset.taxonomies.all() if t.required and (t.applies_to_items() if kind == "item" else t.applies_to_scenes())]
+        for kind in ("item", "scene")
+    }
+    done = 0
+    for kind in ("item", "scene"):
+        ids = [target.pk for target in targets if isinstance(target, Item if kind == "item" else Scene)]
+        if not ids:
+            continue
+        answered = (
+            CategoryAnnotation.objects.filter(
+                **{f"{kind}_id__in": ids}, taxonomy_id__in=required[kind], status=CategoryAnnotation.Status.FINISHED
+            )
+            .values(f"{kind}_id")
+            .annotate(count=Count("id"))
+            .filter(count=len(required[kind]))
+            .values_list(f"{kind}_id", flat=True)
+        )
+        complete = set(answered) if required[kind] else set(ids)
+        done += Task.objects.filter(**{f"{kind}_id__in": complete}, state=Task.State.OPEN).update(
+            state=Task.State.DONE, holder=None, lease_expires_at=None, done_by=user, done_at=timezone.now()
+        )
+    return done
+
+
+def taxonomy_remove(*, taxonomy: Taxonomy, confirm: bool) -> int:
+    """Delete a taxonomy with its labels and annotations. Finished annotations are labelers' work, so
+    their loss must be confirmed; returns how many annotations went with it."""
+    with transaction.atomic():
+        finished = taxonomy.annotations.filter(status=CategoryAnnotation.Status.FINISHED).count()
+        if finished and not confirm:
+            raise ValidationError(
+                {"confirm": f"“{taxonomy.taxonomy_name}” has {finished} finished annotation(s); deleting it deletes them. Confirm to go ahead."},
+                code="taxonomy_in_use",
+            )
+        deleted = taxonomy.annotations.count()
+        taxonomy.delete()
+    return deleted

@@ -1,0 +1,57 @@
+"""Writes to datasets and their members."""
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from labeling.models import Dataset, DatasetMember
+
+
+def dataset_create(*, name: str, kind: str, nucleus_dataset_id: str = "", created_by=None) -> Dataset:
+    """Create a dataset; its creator, if given, becomes its first admin."""
+    dataset = Dataset(name=name, kind=kind, nucleus_dataset_id=nucleus_dataset_id)
+    dataset.full_clean()
+    with transaction.atomic():
+        dataset.save()
+        if created_by is not None:
+            DatasetMember.objects.create(dataset=dataset, user=created_by, role=DatasetMember.Role.ADMIN)
+    return dataset
+
+
+def dataset_update(*, dataset: Dataset, name: str, nucleus_dataset_id: str) -> Dataset:
+    """Rename a dataset or link it to a Nucleus dataset. Its kind is fixed: it decides what it holds."""
+    dataset.name = name
+    dataset.nucleus_dataset_id = nucleus_dataset_id
+    dataset.full_clean()
+    dataset.save(update_fields=["name", "nucleus_dataset_id"])
+    return dataset
+
+
+def dataset_member_set(*, dataset: Dataset, user, role: str) -> DatasetMember:
+    """Give a user a role in a dataset, adding them as a member if they are not one yet."""
+    member = DatasetMember(dataset=dataset, user=user, role=role)
+    member.full_clean(validate_constraints=False)
+    with transaction.atomic():
+        if role != DatasetMember.Role.ADMIN:
+            _keep_an_admin(dataset=dataset, leaving=user)
+        member, _ = DatasetMember.objects.update_or_create(dataset=dataset, user=user, defaults={"role": role})
+    return member
+
+
+def dataset_member_remove(*, dataset: Dataset, user) -> None:
+    with transaction.atomic():
+        _keep_an_admin(dataset=dataset, leaving=user)
+        DatasetMember.objects.filter(dataset=dataset, user=user).delete()
+
+
+def _keep_an_admin(*, dataset: Dataset, leaving) -> None:
+    """Refuse a change that would leave the dataset without an admin to manage it.
+
+    Caller must be inside `transaction.atomic()`: the admins are locked so that two admins demoting
+    each other at once cannot both succeed."""
+    admins = list(
+        DatasetMember.objects.select_for_update()
+        .filter(dataset=dataset, role=DatasetMember.Role.ADMIN)
+        .values_list("user_id", flat=True)
+    )
+    if admins == [leaving.pk]:
+        raise ValidationError({"role": "This is the dataset's last admin; make someone else admin first."})

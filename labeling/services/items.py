@@ -1,0 +1,253 @@
+"""Adding items and scenes, one at a time or in batches of any size.
+
+A batch is all or nothing: every row is checked first (each problem reported with the row's index
+and field), then the rows are inserted in bulk in one transaction, with their queue tasks. Uploads
+are checked with Pillow, written to storage outside the transaction and removed again if the rows
+do not get stored, so a failed batch leaves no orphaned files.
+"""
+
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.core.files.base import File
+from django.db import transaction
+
+from labeling.errors import BatchInvalid, RowError, row_errors_from
+from labeling.images import read_image
+from labeling.models import MAX_FRAMES_PER_SCENE, Dataset, Item, Scene, Task
+from labeling.validators import validate_metadata
+
+ITEM_ROW_FIELDS = frozenset({"reference_id", "image_url", "image_file", "metadata"})
+SCENE_ROW_FIELDS = frozenset({"reference_id", "frame_rate", "frames", "video_url", "metadata"})
+INSERT_CHUNK = 2000
+# A batch with more bad rows than this reports the first ones and how many more there are.
+MAX_REPORTED_ERRORS = 1000
+
+Progress = Callable[[int], None]
+
+
+def item_create(
+    *,
+    dataset: Dataset,
+    reference_id: str,
+    image_file: File | None = None,
+    image_url: str = "",
+    metadata: dict | None = None,
+) -> Item:
+    """Add one image, uploaded (checked with Pillow) or by URL."""
+    row = {"reference_id": reference_id, "image_file": image_file, "image_url": image_url, "metadata": metadata}
+    (item,) = items_import(dataset=dataset, rows=[row])
+    return item
+
+
+def items_import(*, dataset: Dataset, rows: Sequence[dict], progress: Progress | None = None) -> list[Item]:
+    """Add images to an images dataset from `{"reference_id", "image_url" | "image_file", "metadata"}`
+    rows. `progress` is called with the number of rows stored so far."""
+    if dataset.kind != Dataset.Kind.IMAGES:
+        raise ValidationError({"reference_id": "A scene dataset holds scenes; add images as frames of a scene."})
+    drafts, errors = [], []
+    for index, row in enumerate(rows):
+        draft, row_errors = _item_draft(dataset=dataset, row=row, index=index)
+        errors.extend(row_errors)
+        if draft is not None:
+            drafts.append(draft)
+    errors.extend(_reference_id_errors(dataset=dataset, named=[(d.index, "reference_id", d.item.reference_id) for d in drafts]))
+    _raise_if_any(errors)
+    items = [draft.item for draft in drafts]
+    with _uploads_stored(drafts), transaction.atomic():
+        for start in range(0, len(items), INSERT_CHUNK):
+            chunk = Item.objects.bulk_create(items[start : start + INSERT_CHUNK])
+            Task.objects.bulk_create([Task(dataset=dataset, item=item) for item in chunk])
+            if progress is not None:
+                progress(start + len(chunk))
+    return items
+
+
+def scene_create(
+    *,
+    dataset: Dataset,
+    reference_id: str,
+    frame_rate: float,
+    frames: Sequence[dict] = (),
+    video_url: str = "",
+    metadata: dict | None = None,
+) -> Scene:
+    """Add one scene: a video URL, or an ordered list of frames (each `{"reference_id",
+    "image_url" | "image_file", "metadata"}`)."""
+    row = {"reference_id": reference_id, "frame_rate": frame_rate, "frames": list(frames), "video_url": video_url, "metadata": metadata}
+    (scene,) = scenes_import(dataset=dataset, rows=[row])
+    return scene
+
+
+def scenes_import(*, dataset: Dataset, rows: Sequence[dict]) -> list[Scene]:
+    """Add scenes to a scene dataset from `{"reference_id", "frame_rate", "frames" | "video_url",
+    "metadata"}` rows, all or none."""
+    if dataset.kind != Dataset.Kind.SCENES:
+        raise ValidationError({"reference_id": "Scenes go in a scene dataset; this one holds images."})
+    scenes, frame_drafts, errors = [], [], []
+    named: list[tuple[int, str, str]] = []
+    for index, row in enumerate(rows):
+        scene, frames, row_errors = _scene_draft(dataset=dataset, row=row, index=index)
+        errors.extend(row_errors)
+        if scene is not None:
+            scenes.append((scene, frames))
+            named.append((index, "reference_id", scene.reference_id))
+            named.extend((index, f"frames[{f.item.frame_index}].reference_id", f.item.reference_id) for f in frames)
+            frame_drafts.extend(frames)
+    errors.extend(_reference_id_errors(dataset=dataset, named=named))
+    _raise_if_any(errors)
+    with _uploads_stored(frame_drafts), transaction.atomic():
+        stored = Scene.objects.bulk_create([scene for scene, _ in scenes])
+        Task.objects.bulk_create([Task(dataset=dataset, scene=scene) for scene in stored])
+        for scene, frames in scenes:
+            for frame in frames:
+                frame.item.scene = scene
+        Item.objects.bulk_create([frame.item for frame in frame_drafts], batch_size=INSERT_CHUNK)
+    return stored
+
+
+@dataclass
+class _ItemDraft:
+    """An item checked but not stored yet, with its upload (checked, not yet written)."""
+
+    index: int
+    item: Item
+    upload: File | None = None
+    extension: str = ""
+
+
+def _item_draft(
+    *, dataset: Dataset, row, index: int, field_prefix: str = "", frame_index: int | None = None
+) -> tuple[_ItemDraft | None, list[RowError]]:
+    def errors(field: str, message: str) -> tuple[None, list[RowError]]:
+        return None, [RowError(index=index, field=f"{field_prefix}{field}", message=message)]
+
+    if not isinstance(row, dict):
+        return errors("", "Each row is a JSON object.")
+    unknown = sorted(set(row) - ITEM_ROW_FIELDS)
+    if unknown:
+        return errors(unknown[0], f"Unknown field; a row has {', '.join(sorted(ITEM_ROW_FIELDS - {'image_file'}))}.")
+    upload, image_url = row.get("image_file"), row.get("image_url") or ""
+    if upload is not None and image_url:
+        return errors("image_url", "Give either an uploaded image or an image_url, not both.")
+    if upload is None and not image_url:
+        return errors("image_url", "An item needs an uploaded image or an image_url.")
+    metadata = {} if row.get("metadata") is None else row.get("metadata")
+    item = Item(
+        dataset=dataset, reference_id=row.get("reference_id"), image_url=image_url, metadata=metadata, frame_index=frame_index
+    )
+    found = _field_errors(item, ["reference_id", "image_url", "metadata"], index=index, field_prefix=field_prefix)
+    if found:
+        return None, found
+    if upload is None:
+        return _ItemDraft(index=index, item=item), []
+    try:
+        info = read_image(upload)
+    except ValidationError as error:
+        return errors("image_file", error.messages[0])
+    item.width, item.height = info.width, info.height
+    return _ItemDraft(index=index, item=item, upload=upload, extension=info.extension), []
+
+
+def _scene_draft(*, dataset: Dataset, row, index: int) -> tuple[Scene | None, list[_ItemDraft], list[RowError]]:
+    def errors(field: str, message: str) -> tuple[None, list, list[RowError]]:
+        return None, [], [RowError(index=index, field=field, message=message)]
+
+    if not isinstance(row, dict):
+        return errors("", "Each row is a JSON object.")
+    unknown = sorted(set(row) - SCENE_ROW_FIELDS)
+    if unknown:
+        return errors(unknown[0], f"Unknown field; a scene has {', '.join(sorted(SCENE_ROW_FIELDS))}.")
+    frames, video_url = row.get("frames") or [], row.get("video_url") or ""
+    if not isinstance(frames, list):
+        return errors("frames", "frames is a list of {reference_id, image_url} objects.")
+    if bool(video_url) == bool(frames):
+        return errors("frames", "A scene has either a video_url or a list of frames, not both or neither.")
+    if len(frames) > MAX_FRAMES_PER_SCENE:
+        return errors("frames", f"A scene holds at most {MAX_FRAMES_PER_SCENE} frames; this one has {len(frames)}.")
+    scene = Scene(
+        dataset=dataset,
+        reference_id=row.get("reference_id"),
+        video_url=video_url,
+        frame_rate=row.get("frame_rate", 1.0),
+        metadata={} if row.get("metadata") is None else row.get("metadata"),
+    )
+    found = _field_errors(scene, ["reference_id", "video_url", "frame_rate", "metadata"], index=index, field_prefix="")
+    drafts = []
+    for frame_index, frame in enumerate(frames):
+        draft, frame_errors = _item_draft(
+            dataset=dataset, row=frame, index=index, field_prefix=f"frames[{frame_index}].", frame_index=frame_index
+        )
+        found.extend(frame_errors)
+        if draft is not None:
+            drafts.append(draft)
+    return (None, [], found) if found else (scene, drafts, [])
+
+
+def _field_errors(instance, fields: list[str], *, index: int, field_prefix: str) -> list[RowError]:
+    """The model's own field checks (types, lengths, URL schemes, finite metadata), without the
+    per-row uniqueness queries of full_clean: a batch checks reference_ids in bulk instead."""
+    excluded = [field.name for field in instance._meta.fields if field.name not in fields]
+    try:
+        instance.full_clean(exclude=excluded, validate_unique=False, validate_constraints=False)
+    except ValidationError as error:
+        return [
+            RowError(index=row.index, field=f"{field_prefix}{row.field}", message=row.message)
+            for row in row_errors_from(error, index=index, default_field="")
+        ]
+    if isinstance(instance.reference_id, str) and not instance.reference_id.strip():
+        return [RowError(index=index, field=f"{field_prefix}reference_id", message="reference_id cannot be empty.")]
+    return []
+
+
+def _reference_id_errors(*, dataset: Dataset, named: list[tuple[int, str, str]]) -> list[RowError]:
+    """reference_ids must be unique across the dataset's items, frames and scenes together (Nucleus
+    resolves a reference_id to whichever has it): within the batch, and against what is stored."""
+    counts = Counter(reference_id for _, _, reference_id in named)
+    taken = _reference_ids_taken(dataset=dataset, reference_ids=list(counts))
+    errors = []
+    for index, field, reference_id in named:
+        if reference_id in taken:
+            errors.append(RowError(index=index, field=field, message=f"{reference_id!r} is already used in this dataset."))
+        elif counts[reference_id] > 1:
+            errors.append(RowError(index=index, field=field, message=f"{reference_id!r} appears more than once in this batch."))
+    return errors
+
+
+def _reference_ids_taken(*, dataset: Dataset, reference_ids: list[str], chunk: int = 5000) -> set[str]:
+    taken: set[str] = set()
+    for start in range(0, len(reference_ids), chunk):
+        wanted = reference_ids[start : start + chunk]
+        for model in (Item, Scene):
+            taken.update(model.objects.filter(dataset=dataset, reference_id__in=wanted).values_list("reference_id", flat=True))
+    return taken
+
+
+def _raise_if_any(errors: list[RowError]) -> None:
+    if not errors:
+        return
+    if len(errors) > MAX_REPORTED_ERRORS:
+        more = len(errors) - MAX_REPORTED_ERRORS
+        errors = [*errors[:MAX_REPORTED_ERRORS], RowError(index=None, field="", message=f"... and {more} more errors.")]
+    raise BatchInvalid(errors)
+
+
+@contextmanager
+def _uploads_stored(drafts: Sequence[_ItemDraft]) -> Iterator[None]:
+    """Write the drafts' uploads to storage before their rows, outside any transaction, and delete
+    them again if the rows do not get stored."""
+    stored: list[Item] = []
+    try:
+        for draft in drafts:
+            if draft.upload is not None:
+                # Only the detected format's extension survives; uploaded_image_path picks the name.
+                draft.item.image.save(f"upload{draft.extension}", draft.upload, save=False)
+                stored.append(draft.item)
+        yield
+    except BaseException:
+        for item in stored:
+            item.image.storage.delete(item.image.name)
+        raise

@@ -248,3 +248,6 @@ REMOTE_IMAGE_ALLOWED_NETWORKS = env_list("REMOTE_IMAGE_ALLOWED_NETWORKS", [])
 REMOTE_IMAGE_ALLOWED_HOSTS = env_list("REMOTE_IMAGE_ALLOWED_HOSTS", [])
 # Applies to the connection and to each read, not to the whole download (the byte cap bounds that).
 REMOTE_IMAGE_TIMEOUT_SECONDS = env_int("REMOTE_IMAGE_TIMEOUT_SECONDS", 10)
+# Fetch the size of images imported by URL in the background. Off without a broker: eager tasks
+# would make an import wait for every download.
+REMOTE_IMAGE_SIZES = env_bool("REMOTE_IMAGE_SIZES", bool(CELERY_BROKER_URL))

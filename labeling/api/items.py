@@ -15,6 +15,7 @@ from labeling.errors import BatchInvalid, RowError
 from labeling.importing import FORMATS, format_from_name, rows_from_bytes
 from labeling.models import Item, Scene, Task
 from labeling.selectors import item_list
+from labeling.services.images import item_image_sizes_request
 from labeling.services.items import items_import, scenes_import
 
 LIST_FILTERS = ["status", "taxonomy", "label", "annotator", "reference_id"]
@@ -74,6 +75,7 @@ class ItemListApi(DatasetApi):
         JSONL or CSV `file`, or from uploaded `images` (reference_id: the file name without its
         extension, or the matching entry of `reference_ids`). All rows are stored, or none."""
         items = items_import(dataset=self.dataset, rows=rows_from_request(request))
+        item_image_sizes_request(items=items)
         return Response({"created": len(items)}, status=status.HTTP_201_CREATED)
 
 

@@ -525,3 +525,26 @@ class TaskSkip(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} skipped {self.task_id}"
+
+
+class IdempotentRequest(models.Model):
+    """A POST sent with an `Idempotency-Key` header, and the answer it got.
+
+    A client that retries after a lost response sends the same key and gets the stored answer
+    instead of creating the rows twice. The unique constraint decides which of two concurrent
+    requests with one key runs; the other is told it is in progress."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=200)
+    path = models.CharField(max_length=500, help_text="The request it answered; a key is not reused for another.")
+    status_code = models.PositiveIntegerField(null=True, help_text="Empty while the request runs.")
+    body = models.JSONField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="labeling_idempotentrequest_key_once_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.key}"

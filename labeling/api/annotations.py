@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from labeling.api.base import DatasetApi, keyset_page
+from labeling.api.idempotency import idempotent
 from labeling.api.items import FilterParams
 from labeling.errors import BatchInvalid, RowError
 from labeling.models import CategoryAnnotation
@@ -57,6 +58,7 @@ class AnnotationListApi(DatasetApi):
         request={"application/json": {"oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}]}},
         responses={200: AnnotationOutput(many=True)},
     )
+    @idempotent
     def post(self, request: Request, dataset_id: int) -> Response:
         """Create or update finished annotations: one `{"reference_id", "taxonomy_name", "label"
         (or "labels" for a multi-label taxonomy), "metadata"}` or a list of them, all or none."""

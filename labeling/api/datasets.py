@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling.api.base import DatasetApi
+from labeling.api.idempotency import idempotent
 from labeling.models import Dataset, DatasetMember
 from labeling.selectors import dataset_list_for_user
 from labeling.services.datasets import dataset_create, dataset_member_remove, dataset_member_set, dataset_update
@@ -33,6 +34,7 @@ class DatasetListApi(APIView):
         return Response(DatasetOutput(dataset_list_for_user(user=request.user), many=True).data)
 
     @extend_schema(request=InputSerializer, responses={201: DatasetOutput})
+    @idempotent
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -84,6 +86,7 @@ class MemberListApi(DatasetApi):
         return Response(MemberOutput(members, many=True).data)
 
     @extend_schema(request=InputSerializer, responses={201: MemberOutput})
+    @idempotent
     def post(self, request: Request, dataset_id: int) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

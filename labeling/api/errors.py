@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from labeling.errors import BatchInvalid, RowError, row_errors_from
+from labeling.services.idempotency import RequestInProgress
 from labeling.services.queue import TaskHeldByAnotherLabeler
 
 
@@ -23,6 +24,11 @@ def exception_handler(exc, context):
     if isinstance(exc, IntegrityError):
         # Validation runs before every write, so this is a race the database settled; say which rule.
         return _errors([RowError(index=None, field="", message=_constraint_message(str(exc)))])
+    if isinstance(exc, RequestInProgress):
+        return _errors(
+            [RowError(index=None, field="Idempotency-Key", message="A request with this key is still running.")],
+            status_code=status.HTTP_409_CONFLICT,
+        )
     if isinstance(exc, TaskHeldByAnotherLabeler):
         return _errors(
             [RowError(index=None, field="reference_id", message="Another labeler holds this task now.")],

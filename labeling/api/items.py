@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from labeling.api.base import DatasetApi, keyset_page
+from labeling.api.idempotency import idempotent
 from labeling.errors import BatchInvalid, RowError
 from labeling.importing import FORMATS, format_from_name, rows_from_bytes
 from labeling.models import Item, Scene, Task
@@ -70,6 +71,7 @@ class ItemListApi(DatasetApi):
         },
         responses={201: {"type": "object", "properties": {"created": {"type": "integer"}}}},
     )
+    @idempotent
     def post(self, request: Request, dataset_id: int) -> Response:
         """Add items from a JSON list of `{"reference_id", "image_url", "metadata"}`, from a JSON,
         JSONL or CSV `file`, or from uploaded `images` (reference_id: the file name without its
@@ -126,6 +128,7 @@ class SceneListApi(DatasetApi):
         request={"application/json": {"type": "array", "items": {"type": "object"}}},
         responses={201: {"type": "object", "properties": {"created": {"type": "integer"}}}},
     )
+    @idempotent
     def post(self, request: Request, dataset_id: int) -> Response:
         """Add scenes from a JSON list of `{"reference_id", "frame_rate", "frames": [{"reference_id",
         "image_url"}], "video_url", "metadata"}`, all or none."""

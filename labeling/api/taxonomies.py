@@ -7,6 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from labeling.api.base import DatasetApi
+from labeling.api.idempotency import idempotent
 from labeling.services.annotations import label_remove, taxonomy_remove
 from taxonomies.models import Label, Taxonomy
 from taxonomies.services import TaxonomyAddStatus, label_update, taxonomy_add, taxonomy_add_labels, taxonomy_update
@@ -75,6 +76,7 @@ class TaxonomyListApi(DatasetApi):
         return Response(TaxonomyOutput(taxonomies, many=True).data)
 
     @extend_schema(request=InputSerializer, responses={201: TaxonomyOutput, 200: TaxonomyOutput})
+    @idempotent
     def post(self, request: Request, dataset_id: int) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -129,6 +131,7 @@ class LabelListApi(DatasetApi):
         labels = serializers.ListField(child=LabelField(), allow_empty=False)
 
     @extend_schema(request=InputSerializer, responses=TaxonomyOutput)
+    @idempotent
     def post(self, request: Request, dataset_id: int, taxonomy_name: str) -> Response:
         """Append labels, keeping their order; labels the taxonomy already has are left as they are."""
         data = self.InputSerializer(data=request.data)

@@ -262,7 +262,7 @@ def answer_resolve(*, taxonomies: dict[str, Taxonomy], target: Item | Scene, row
 def annotations_import(*, dataset: Dataset, rows: Sequence[dict], annotator) -> list[AnnotationSaved]:
     """Create or update finished annotations from `{"reference_id", "taxonomy_name", "label" |
     "labels", "metadata"}` rows: all of them, or (with every bad row named) none."""
-    targets = targets_by_reference_id(dataset=dataset, reference_ids=[row.get("reference_id") for row in rows])
+    targets = targets_by_reference_id(dataset=dataset, reference_ids=[row.get("reference_id") for row in rows if isinstance(row, dict)])
     taxonomies = taxonomies_by_name(dataset=dataset)
     answers, errors, seen = [], [], set()
     for index, row in enumerate(rows):

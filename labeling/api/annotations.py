@@ -62,9 +62,15 @@ class AnnotationListApi(DatasetApi):
     def post(self, request: Request, dataset_id: int) -> Response:
         """Create or update finished annotations: one `{"reference_id", "taxonomy_name", "label"
         (or "labels" for a multi-label taxonomy), "metadata"}` or a list of them, all or none."""
+        if not isinstance(request.data, (dict, list)):
+            raise BatchInvalid([RowError(index=None, field="", message="Send an annotation object or a list of them.")])
         rows = request.data if isinstance(request.data, list) else [request.data]
         if not rows:
             raise BatchInvalid([RowError(index=None, field="", message="Send at least one annotation.")])
+        not_objects = [index for index, row in enumerate(rows) if not isinstance(row, dict)]
+        if not_objects:
+            # annotations_import reads every row as a dict before it checks them one by one.
+            raise BatchInvalid([RowError(index=index, field="", message="Each annotation is a JSON object.") for index in not_objects])
         saved = annotations_import(dataset=self.dataset, rows=rows, annotator=request.user)
         ids = [result.annotation.id for result in saved]
         annotations = annotation_list(dataset=self.dataset, filters={}).filter(id__in=ids)

@@ -46,7 +46,13 @@ def _flatten(detail, field: str) -> list[RowError]:
     if isinstance(detail, dict):
         errors = []
         for key, value in detail.items():
-            path = field if key == "non_field_errors" else f"{field}.{key}" if field else key
+            if key == "non_field_errors":
+                path = field
+            elif isinstance(key, int):
+                # ListField reports a bad element in a dict keyed by its position.
+                path = f"{field}[{key}]"
+            else:
+                path = f"{field}.{key}" if field else key
             errors.extend(_flatten(value, field=path))
         return errors
     if isinstance(detail, list):

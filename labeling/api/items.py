@@ -85,13 +85,15 @@ def rows_from_request(request: Request) -> list:
     if request.content_type.startswith("application/json"):
         if not isinstance(request.data, list):
             raise BatchInvalid([RowError(index=None, field="", message="Send a JSON list of rows.")])
-        return request.data
+        return refuse_upload_field(request.data)
     if "file" in request.FILES:
+        if "images" in request.FILES:
+            raise BatchInvalid([RowError(index=None, field="images", message="Send either a file of rows or images, not both.")])
         upload = request.FILES["file"]
         file_format = request.data.get("format") or format_from_name(upload.name)
         if file_format not in FORMATS:
             raise BatchInvalid([RowError(index=None, field="format", message=f"Name the file *.json, *.jsonl or *.csv, or send format: one of {', '.join(FORMATS)}.")])
-        return rows_from_bytes(upload.read(), file_format=file_format)
+        return refuse_upload_field(rows_from_bytes(upload.read(), file_format=file_format))
     images = request.FILES.getlist("images")
     if not images:
         raise BatchInvalid([RowError(index=None, field="", message="Send a JSON list, a file, or images.")])
@@ -100,6 +102,31 @@ def rows_from_request(request: Request) -> list:
         raise BatchInvalid([RowError(index=None, field="reference_ids", message=f"{len(reference_ids)} reference_ids for {len(images)} images.")])
     names = reference_ids or [PurePath(image.name).stem for image in images]
     return [{"reference_id": name, "image_file": image} for name, image in zip(names, images)]
+
+
+def refuse_upload_field(rows: list) -> list:
+    """Refuse `image_file` in rows (and frames) that a client wrote as JSON or in a file.
+
+    It is the key by which multipart `images` reach the import service, which takes its value for
+    an uploaded file: named in a JSON row it would be a string, and the import would fail with a
+    500 instead of a 400."""
+    message = "Unknown field; upload images as multipart `images` instead."
+    errors = []
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            continue
+        if "image_file" in row:
+            errors.append(RowError(index=index, field="image_file", message=message))
+        frames = row.get("frames")
+        if isinstance(frames, list):
+            errors.extend(
+                RowError(index=index, field=f"frames[{position}].image_file", message=message)
+                for position, frame in enumerate(frames)
+                if isinstance(frame, dict) and "image_file" in frame
+            )
+    if errors:
+        raise BatchInvalid(errors)
+    return rows
 
 
 class SceneOutput(serializers.ModelSerializer):
@@ -134,5 +161,5 @@ class SceneListApi(DatasetApi):
         "image_url"}], "video_url", "metadata"}`, all or none."""
         if not isinstance(request.data, list):
             raise BatchInvalid([RowError(index=None, field="", message="Send a JSON list of scenes.")])
-        scenes = scenes_import(dataset=self.dataset, rows=request.data)
+        scenes = scenes_import(dataset=self.dataset, rows=refuse_upload_field(request.data))
         return Response({"created": len(scenes)}, status=status.HTTP_201_CREATED)

@@ -209,8 +209,19 @@ class Answer:
     metadata: dict
 
 
-def answer_resolve(*, taxonomies: dict[str, Taxonomy], target: Item | Scene, row: dict, index: int | None) -> tuple[Answer | None, list[RowError]]:
-    """Check one `{"taxonomy_name", "label" | "labels", "metadata"}` row in Nucleus's vocabulary.
+ANSWER_FIELDS = frozenset({"taxonomy_name", "label", "labels", "metadata"})
+
+
+def answer_resolve(
+    *,
+    taxonomies: dict[str, Taxonomy],
+    target: Item | Scene,
+    row: dict,
+    index: int | None,
+    other_fields: frozenset[str] = frozenset(),
+) -> tuple[Answer | None, list[RowError]]:
+    """Check one `{"taxonomy_name", "label" | "labels", "metadata"}` row in Nucleus's vocabulary
+    (plus `other_fields` the caller reads itself, such as `reference_id`).
 
     `taxonomies` maps the dataset's taxonomy names to taxonomies with their labels prefetched, so a
     batch resolves without a query per row.
@@ -220,6 +231,10 @@ def answer_resolve(*, taxonomies: dict[str, Taxonomy], target: Item | Scene, row
 
     if not isinstance(row, dict):
         return error("", "Each annotation is a JSON object.")
+    unknown = sorted(set(row) - ANSWER_FIELDS - other_fields)
+    if unknown:
+        known = ", ".join(sorted(ANSWER_FIELDS | other_fields))
+        return error(unknown[0], f"Unknown field; an annotation has {known}.")
     taxonomy_name = row.get("taxonomy_name")
     if not isinstance(taxonomy_name, str) or not taxonomy_name:
         return error("taxonomy_name", "Give the taxonomy_name this answer is for.")
@@ -251,7 +266,7 @@ def answer_resolve(*, taxonomies: dict[str, Taxonomy], target: Item | Scene, row
         )
     if len(set(names)) != len(names):
         return error("labels", "A label is listed more than once.")
-    metadata = row.get("metadata") or {}
+    metadata = {} if row.get("metadata") is None else row["metadata"]
     try:
         validate_metadata(metadata)
     except ValidationError as problem:
@@ -273,7 +288,9 @@ def annotations_import(*, dataset: Dataset, rows: Sequence[dict], annotator) -> 
                 RowError(index=index, field="reference_id", message=f"No item or scene has reference_id {reference_id!r}.")
             )
             continue
-        answer, row_errors = answer_resolve(taxonomies=taxonomies, target=target, row=row, index=index)
+        answer, row_errors = answer_resolve(
+            taxonomies=taxonomies, target=target, row=row, index=index, other_fields=frozenset({"reference_id"})
+        )
         errors.extend(row_errors)
         if answer is None:
             continue

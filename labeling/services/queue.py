@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -81,10 +81,15 @@ def _claim(*, dataset_id: int, user_id: int, now, expires, among_skipped: bool) 
     )
 
 
-def task_submit(*, dataset: Dataset, user, task: Task, rows: Sequence[dict]) -> list[AnnotationSaved]:
+def task_submit(
+    *, dataset: Dataset, user, task: Task, rows: Sequence[dict], may_change_others_work: bool = False
+) -> list[AnnotationSaved]:
     """Store the labeler's answers for a task as finished annotations and close the task, in one
     transaction. Every required taxonomy that applies must be answered. Submitting a task again
-    (going back to change it) is allowed unless another labeler holds it now."""
+    (going back to change it) is allowed unless another labeler holds it now; a task another
+    labeler finished can be changed only with `may_change_others_work` (dataset admins)."""
+    if task.state == Task.State.DONE and task.done_by_id not in (None, user.id) and not may_change_others_work:
+        raise PermissionDenied("Another labeler finished this; only an admin of the dataset can change it.")
     target = task.target
     taxonomies = taxonomies_by_name(dataset=dataset)
     answers, errors = [], []

@@ -4,12 +4,15 @@ Every change to a finished annotation bumps its version and puts it back in the 
 (sync_state pending) in the same transaction.
 """
 
+import operator
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import reduce
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import Count, F
+from django.db import transaction
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from labeling.errors import BatchInvalid, RowError
@@ -25,6 +28,16 @@ class AnnotationSaved:
     changed: bool
 
 
+@dataclass(frozen=True)
+class Answer:
+    """One resolved row: the labels chosen for an item or scene in one taxonomy."""
+
+    target: Item | Scene
+    taxonomy: Taxonomy
+    labels: list[Label]
+    metadata: dict
+
+
 def annotation_save(
     *,
     target: Item | Scene,
@@ -34,54 +47,98 @@ def annotation_save(
     finished: bool,
     metadata: dict | None = None,
 ) -> AnnotationSaved:
-    """Store the label(s) chosen for an item or scene in one taxonomy.
+    """Store the label(s) chosen for an item or scene in one taxonomy (see `answers_save`)."""
+    answer = Answer(target=target, taxonomy=taxonomy, labels=list(labels), metadata={} if metadata is None else metadata)
+    (saved,) = answers_save(target=target, answers=[answer], annotator=annotator, finished=finished)
+    return saved
+
+
+def answers_save(*, target: Item | Scene, answers: Sequence[Answer], annotator, finished: bool) -> list[AnnotationSaved]:
+    """Store the answers for one item or scene, at most one per taxonomy, in a number of queries
+    that does not grow with the number of taxonomies.
 
     A finished annotation whose labels or metadata change gets a new version and goes back to the
     sync's pending state, in the same transaction as the change. Saving the same answer again
-    changes nothing (and is reported as unchanged).
+    changes nothing (and is reported as unchanged). A finished annotation cannot go back to draft.
     """
-    metadata = {} if metadata is None else metadata
-    _check_answer(target=target, taxonomy=taxonomy, labels=labels, finished=finished, metadata=metadata)
+    for answer in answers:
+        _check_answer(target=target, answer=answer, finished=finished)
     target_lookup = {"item": target} if isinstance(target, Item) else {"scene": target}
-    with transaction.atomic():
-        annotation, created = _annotation_get_or_create_locked(taxonomy=taxonomy, target_lookup=target_lookup)
-        new_label_ids = {label.id for label in labels}
-        old_label_ids = (
-            set(annotation.chosen.values_list("label_id", flat=True))
-            if taxonomy.multi_label
-            else {annotation.label_id} - {None}
+    now = timezone.now()
+    # No savepoint of its own: when nested (a queue submit) a failure here fails the caller too.
+    with transaction.atomic(savepoint=False):
+        # Locked, so the versions computed below from what was read cannot be raced.
+        existing = {
+            annotation.taxonomy_id: annotation
+            for annotation in CategoryAnnotation.objects.select_for_update().filter(
+                taxonomy_id__in=[answer.taxonomy.id for answer in answers], **target_lookup
+            )
+        }
+        chosen = _chosen_label_ids(
+            [existing[a.taxonomy.id].id for a in answers if a.taxonomy.multi_label and a.taxonomy.id in existing]
         )
-        if annotation.is_finished and not finished:
-            raise ValidationError(
-                {"status": "This annotation is already finished; submit the change as finished."}
-            )
-        content_changed = new_label_ids != old_label_ids or metadata != annotation.metadata
-        if not content_changed and annotation.is_finished == finished and not created:
-            return AnnotationSaved(annotation=annotation, changed=False)
+        results, created, updated, labels_added, labels_removed = [], [], [], [], []
+        for answer in answers:
+            new_ids = {label.id for label in answer.labels}
+            annotation = existing.get(answer.taxonomy.id)
+            if annotation is None:
+                annotation = CategoryAnnotation(dataset_id=target.dataset_id, taxonomy=answer.taxonomy, **target_lookup)
+                old_ids, was_finished = set(), False
+                created.append(annotation)
+            else:
+                if annotation.is_finished and not finished:
+                    raise ValidationError({"status": "This annotation is already finished; submit the change as finished."})
+                old_ids = chosen[annotation.id] if answer.taxonomy.multi_label else {annotation.label_id} - {None}
+                was_finished = annotation.is_finished
+                content_changed = new_ids != old_ids or answer.metadata != annotation.metadata
+                if not content_changed and was_finished == finished:
+                    results.append(AnnotationSaved(annotation=annotation, changed=False))
+                    continue
+                updated.append(annotation)
+            if answer.taxonomy.multi_label:
+                labels_added.extend((annotation, answer.taxonomy, label_id) for label_id in new_ids - old_ids)
+                labels_removed.extend((annotation.id, label_id) for label_id in old_ids - new_ids)
+            else:
+                annotation.label = answer.labels[0] if answer.labels else None
+            annotation.metadata = answer.metadata
+            annotation.annotator = annotator
+            annotation.updated_at = now
+            if finished:
+                annotation.status = CategoryAnnotation.Status.FINISHED
+                annotation.finished_at = annotation.finished_at or now
+                _mark_for_sync(annotation, new_version=was_finished)
+            results.append(AnnotationSaved(annotation=annotation, changed=True))
+        CategoryAnnotation.objects.bulk_create(created)
+        if updated:
+            CategoryAnnotation.objects.bulk_update(updated, fields=ANSWER_UPDATE_FIELDS)
+        if labels_removed:
+            AnnotationLabel.objects.filter(
+                reduce(operator.or_, (Q(annotation_id=a, label_id=label) for a, label in labels_removed))
+            ).delete()
+        AnnotationLabel.objects.bulk_create(
+            [AnnotationLabel(annotation=a, taxonomy=taxonomy, label_id=label_id) for a, taxonomy, label_id in labels_added]
+        )
+    return results
 
-        if taxonomy.multi_label:
-            AnnotationLabel.objects.filter(annotation=annotation).exclude(label_id__in=new_label_ids).delete()
-            AnnotationLabel.objects.bulk_create(
-                [
-                    AnnotationLabel(annotation=annotation, label_id=label_id, taxonomy=taxonomy)
-                    for label_id in new_label_ids - old_label_ids
-                ]
-            )
-        else:
-            annotation.label = labels[0] if labels else None
-        was_finished = annotation.is_finished
-        annotation.metadata = metadata
-        annotation.annotator = annotator
-        if finished:
-            annotation.status = CategoryAnnotation.Status.FINISHED
-            annotation.finished_at = annotation.finished_at or timezone.now()
-            _mark_for_sync(annotation, new_version=was_finished and content_changed)
-        annotation.save()
-        annotation.refresh_from_db(fields=["version"])
-    return AnnotationSaved(annotation=annotation, changed=True)
+
+ANSWER_UPDATE_FIELDS = [
+    "label", "metadata", "annotator", "updated_at", "status", "finished_at",
+    "version", "sync_state", "sync_attempts", "sync_next_attempt_at", "sync_error",
+]
 
 
-def _check_answer(*, target, taxonomy: Taxonomy, labels: Sequence[Label], finished: bool, metadata: dict) -> None:
+def _chosen_label_ids(annotation_ids: list[int]) -> dict[int, set[int]]:
+    chosen: dict[int, set[int]] = defaultdict(set)
+    if annotation_ids:
+        for annotation_id, label_id in AnnotationLabel.objects.filter(annotation_id__in=annotation_ids).values_list(
+            "annotation_id", "label_id"
+        ):
+            chosen[annotation_id].add(label_id)
+    return chosen
+
+
+def _check_answer(*, target, answer: "Answer", finished: bool) -> None:
+    taxonomy, labels = answer.taxonomy, answer.labels
     if target.dataset_id != taxonomy.dataset_id:
         raise ValidationError({"taxonomy_name": f"“{taxonomy.taxonomy_name}” is not a taxonomy of this dataset."})
     if isinstance(target, Item) and not taxonomy.applies_to_items():
@@ -102,35 +159,17 @@ def _check_answer(*, target, taxonomy: Taxonomy, labels: Sequence[Label], finish
     if finished and not taxonomy.multi_label and not labels:
         raise ValidationError({"label": f"Choose a label for “{taxonomy.taxonomy_name}”."})
     try:
-        validate_metadata(metadata)
+        validate_metadata(answer.metadata)
     except ValidationError as error:
         raise ValidationError({"metadata": error.messages}) from None
 
 
-def _annotation_get_or_create_locked(*, taxonomy: Taxonomy, target_lookup: dict) -> tuple[CategoryAnnotation, bool]:
-    """Return the (item or scene, taxonomy) annotation, locked, and whether it was just created.
-
-    Caller must be inside `transaction.atomic()`. Two concurrent first saves race on the unique
-    constraint: the loser's insert fails inside its savepoint and it re-reads the winner's row.
-    """
-    locked = CategoryAnnotation.objects.select_for_update()
-    existing = locked.filter(taxonomy=taxonomy, **target_lookup).first()
-    if existing is not None:
-        return existing, False
-    (target,) = target_lookup.values()
-    annotation = CategoryAnnotation(dataset_id=target.dataset_id, taxonomy=taxonomy, **target_lookup)
-    try:
-        with transaction.atomic():
-            annotation.save()
-    except IntegrityError:
-        return locked.get(taxonomy=taxonomy, **target_lookup), False
-    return annotation, True
-
-
 def _mark_for_sync(annotation: CategoryAnnotation, *, new_version: bool) -> None:
-    """Outbox bookkeeping for a finished annotation whose content Nucleus does not have yet."""
+    """Outbox bookkeeping for a finished annotation whose content Nucleus does not have yet.
+
+    The caller holds the row's lock, so the version read with it can be incremented here."""
     if new_version:
-        annotation.version = F("version") + 1
+        annotation.version += 1
     annotation.sync_state = CategoryAnnotation.SyncState.PENDING
     annotation.sync_attempts = 0
     annotation.sync_next_attempt_at = None
@@ -197,16 +236,6 @@ def label_remove(*, label: Label, relabel_to: Label | None = None, drop_from_ann
         )
         label_delete(label=label)
     return LabelRemoval(relabelled_finished=len(finished_ids), relabelled_drafts=len(draft_ids))
-
-
-@dataclass(frozen=True)
-class Answer:
-    """One resolved row: the labels chosen for an item or scene in one taxonomy."""
-
-    target: Item | Scene
-    taxonomy: Taxonomy
-    labels: list[Label]
-    metadata: dict
 
 
 ANSWER_FIELDS = frozenset({"taxonomy_name", "label", "labels", "metadata"})
@@ -301,13 +330,16 @@ def annotations_import(*, dataset: Dataset, rows: Sequence[dict], annotator) -> 
         answers.append(answer)
     if errors:
         raise BatchInvalid(errors)
+    by_target: dict[tuple[type, int], list[Answer]] = defaultdict(list)
+    for answer in answers:
+        by_target[(type(answer.target), answer.target.pk)].append(answer)
     with transaction.atomic():
         saved = [
-            annotation_save(
-                target=answer.target, taxonomy=answer.taxonomy, labels=answer.labels,
-                metadata=answer.metadata, annotator=annotator, finished=True,
+            result
+            for target_answers in by_target.values()
+            for result in answers_save(
+                target=target_answers[0].target, answers=target_answers, annotator=annotator, finished=True
             )
-            for answer in answers
         ]
         tasks_mark_done_if_answered(dataset=dataset, targets=[answer.target for answer in answers], user=annotator)
     return saved

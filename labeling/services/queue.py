@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from labeling.errors import BatchInvalid, RowError
 from labeling.models import Dataset, Task, TaskSkip
-from labeling.services.annotations import AnnotationSaved, annotation_save, answer_resolve, taxonomies_by_name
+from labeling.services.annotations import AnnotationSaved, answer_resolve, answers_save, taxonomies_by_name
 
 
 class TaskHeldByAnotherLabeler(Exception):
@@ -117,13 +117,7 @@ def task_submit(
         )
         if closed is None:
             raise TaskHeldByAnotherLabeler()
-        return [
-            annotation_save(
-                target=target, taxonomy=answer.taxonomy, labels=answer.labels, metadata=answer.metadata,
-                annotator=user, finished=True,
-            )
-            for answer in answers
-        ]
+        return answers_save(target=target, answers=answers, annotator=user, finished=True)
 
 
 def task_skip(*, user, task: Task) -> None:

@@ -103,3 +103,20 @@ def finished_annotations_for_export(*, dataset: Dataset) -> QuerySet[CategoryAnn
         .prefetch_related("labels", "taxonomy__labels")
         .order_by("id")
     )
+
+
+def task_answers(*, task) -> list[dict]:
+    """The current answers of a task's item or scene, in the shape the queue takes them back:
+    `{"taxonomy_name", "label" | "labels", "metadata", "status"}`."""
+    annotations = (
+        task.target.annotations.select_related("taxonomy", "label").prefetch_related("labels").order_by("taxonomy__position", "taxonomy_id")
+    )
+    answers = []
+    for annotation in annotations:
+        answer = {"taxonomy_name": annotation.taxonomy.taxonomy_name, "metadata": annotation.metadata, "status": annotation.status}
+        if annotation.taxonomy.multi_label:
+            answer["labels"] = [label.name for label in annotation.labels.all()]
+        else:
+            answer["label"] = annotation.label.name if annotation.label else None
+        answers.append(answer)
+    return answers

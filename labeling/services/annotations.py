@@ -248,9 +248,11 @@ def answer_resolve(
     row: dict,
     index: int | None,
     other_fields: frozenset[str] = frozenset(),
+    draft: bool = False,
 ) -> tuple[Answer | None, list[RowError]]:
     """Check one `{"taxonomy_name", "label" | "labels", "metadata"}` row in Nucleus's vocabulary
-    (plus `other_fields` the caller reads itself, such as `reference_id`).
+    (plus `other_fields` the caller reads itself, such as `reference_id`). A `draft` answer may
+    leave a single-label taxonomy without a label (`"label": null`).
 
     `taxonomies` maps the dataset's taxonomy names to taxonomies with their labels prefetched, so a
     batch resolves without a query per row.
@@ -283,9 +285,12 @@ def answer_resolve(
         name = row.get("label")
         if "labels" in row or isinstance(name, list):
             return error("label", f"“{taxonomy_name}” is a single-label taxonomy: give one \"label\", not a list.")
-        if not isinstance(name, str) or not name:
+        if draft and name is None:
+            names = []  # a draft may leave a single-label taxonomy unanswered
+        elif not isinstance(name, str) or not name:
             return error("label", f"Choose a label for “{taxonomy_name}”.")
-        names = [name]
+        else:
+            names = [name]
     by_name = {label.name: label for label in taxonomy.labels.all()}
     unknown = [name for name in names if name not in by_name]
     if unknown:

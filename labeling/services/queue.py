@@ -146,3 +146,29 @@ def _execute_returning_id(sql: str, params: list) -> int | None:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     return row[0] if row else None
+
+
+def task_draft_save(*, dataset: Dataset, user, task: Task, rows: Sequence[dict]) -> list[AnnotationSaved]:
+    """Keep a labeler's unfinished answers for a task they hold, so leaving mid-item loses nothing.
+
+    Only valid answers are kept, and never over a finished annotation (going back to a finished
+    item changes it by submitting). Requires holding the task's lease."""
+    if task.holder_id is not None and task.holder_id != user.id:
+        raise TaskHeldByAnotherLabeler()
+    if task.holder_id is None:
+        raise ValidationError({"reference_id": "Take the task with next before saving a draft of it."})
+    taxonomies = taxonomies_by_name(dataset=dataset)
+    answers, errors = [], []
+    for index, row in enumerate(rows):
+        answer, row_errors = answer_resolve(taxonomies=taxonomies, target=task.target, row=row, index=index, draft=True)
+        errors.extend(row_errors)
+        if answer is not None:
+            answers.append(answer)
+    if errors:
+        raise BatchInvalid(errors)
+    finished = set(
+        task.target.annotations.filter(status="finished").values_list("taxonomy_id", flat=True)
+    )
+    return answers_save(
+        target=task.target, answers=[a for a in answers if a.taxonomy.id not in finished], annotator=user, finished=False
+    )

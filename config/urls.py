@@ -1,9 +1,9 @@
-from django.conf import settings
-from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from labeling.media import uploaded_image
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
@@ -12,8 +12,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/auth/", include("rest_framework.urls")),
+    # Uploaded images, for the members of their dataset only (in development and production alike).
+    path("media/<path:name>", uploaded_image, name="uploaded-image"),
 ]
-
-if settings.DEBUG:
-    # Development only: production serves media from its own web server or bucket.
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -365,29 +365,27 @@ def taxonomies_by_name(*, dataset: Dataset) -> dict[str, Taxonomy]:
 def tasks_mark_done_if_answered(*, dataset: Dataset, targets: Sequence[Item | Scene], user) -> int:
     """Close the queue tasks of these items or scenes whose required taxonomies all have finished
     annotations now, so the queue does not hand out work that was done another way."""
-    required = {
-        kind: [t.id for t in dataset.taxonomies.all() if t.required and (t.applies_to_items() if kind == "item" else t.applies_to_scenes())]
-        for kind in ("item", "scene")
-    }
-    done = 0
-    for kind in ("item", "scene"):
-        ids = [target.pk for target in targets if isinstance(target, Item if kind == "item" else Scene)]
+    taxonomies = list(dataset.taxonomies.all())
+    closed = 0
+    for model, field, applies in ((Item, "item_id", Taxonomy.applies_to_items), (Scene, "scene_id", Taxonomy.applies_to_scenes)):
+        ids = {target.pk for target in targets if isinstance(target, model)}
+        required = [taxonomy.id for taxonomy in taxonomies if taxonomy.required and applies(taxonomy)]
         if not ids:
             continue
-        answered = (
-            CategoryAnnotation.objects.filter(
-                **{f"{kind}_id__in": ids}, taxonomy_id__in=required[kind], status=CategoryAnnotation.Status.FINISHED
+        if required:
+            ids = set(
+                CategoryAnnotation.objects.filter(
+                    **{f"{field}__in": ids}, taxonomy_id__in=required, status=CategoryAnnotation.Status.FINISHED
+                )
+                .values(field)
+                .annotate(answered=Count("id"))
+                .filter(answered=len(required))
+                .values_list(field, flat=True)
             )
-            .values(f"{kind}_id")
-            .annotate(count=Count("id"))
-            .filter(count=len(required[kind]))
-            .values_list(f"{kind}_id", flat=True)
-        )
-        complete = set(answered) if required[kind] else set(ids)
-        done += Task.objects.filter(**{f"{kind}_id__in": complete}, state=Task.State.OPEN).update(
+        closed += Task.objects.filter(**{f"{field}__in": ids}, state=Task.State.OPEN).update(
             state=Task.State.DONE, holder=None, lease_expires_at=None, done_by=user, done_at=timezone.now()
         )
-    return done
+    return closed
 
 
 def taxonomy_remove(*, taxonomy: Taxonomy, confirm: bool) -> int:

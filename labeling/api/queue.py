@@ -1,14 +1,21 @@
-"""datasets/{id}/next/, submit/ and skip/: the same queue the labeling page uses."""
+"""datasets/{id}/next/, submit/, submit-and-next/, skip/, draft/, ahead/ and tasks/{reference_id}/:
+the queue, for scripts and for the labeling page alike."""
 
-from drf_spectacular.utils import extend_schema
+from django.core.exceptions import ValidationError
+from django.db.models import Prefetch, Q, prefetch_related_objects
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from labeling.api.annotations import AnnotationOutput
 from labeling.api.base import DatasetApi
-from labeling.models import DatasetMember, Task
-from labeling.services.queue import task_for_reference_id, task_next, task_skip, task_submit
+from labeling.models import Dataset, DatasetMember, Item, Task
+from labeling.selectors import task_answers
+from labeling.services.annotations import AnnotationSaved
+from labeling.services.queue import task_draft_save, task_for_reference_id, task_next, task_skip, task_submit
 
 
 class TaskOutput(serializers.Serializer):
@@ -39,15 +46,32 @@ class TaskOutput(serializers.Serializer):
         return [{"reference_id": frame.reference_id, "image_url": frame.image_src} for frame in task.scene.frames.order_by("frame_index")]
 
 
+class TaskWithAnswersOutput(TaskOutput):
+    annotations = serializers.SerializerMethodField(
+        help_text="The current answers (drafts and finished), in the shape submit/ takes them, with their `status`."
+    )
+
+    def get_annotations(self, task: Task) -> list[dict]:
+        return task_answers(task=task)
+
+
+def saved_output(saved: list[AnnotationSaved]) -> list[dict]:
+    """The stored annotations as AnnotationOutput, with the chosen labels of multi-label ones read in
+    one query (not one per annotation), so the answer costs the same whatever the number of taxonomies."""
+    annotations = [result.annotation for result in saved]
+    prefetch_related_objects([annotation for annotation in annotations if annotation.taxonomy.multi_label], "labels")
+    return AnnotationOutput(annotations, many=True).data
+
+
 class NextApi(DatasetApi):
-    @extend_schema(request=None, responses={200: TaskOutput, 204: None})
+    @extend_schema(request=None, responses={200: TaskWithAnswersOutput, 204: None})
     def post(self, request: Request, dataset_id: int) -> Response:
-        """The item or scene you hold (its lease renewed), else the next one, under a lease; 204 when
-        nothing is left to label."""
+        """The item or scene you hold (its lease renewed), else the next one, under a lease, with its
+        current `annotations` (a draft you left is restored from them); 204 when nothing is left."""
         task = task_next(dataset=self.dataset, user=request.user)
         if task is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(TaskOutput(task).data)
+        return Response(TaskWithAnswersOutput(task).data)
 
 
 class SubmitApi(DatasetApi):
@@ -60,17 +84,38 @@ class SubmitApi(DatasetApi):
         """Answer every required taxonomy of the item or scene: each annotation is `{"taxonomy_name",
         "label" (or "labels"), "metadata"}`. Stored as finished in one transaction; 409 if another
         labeler holds it, 403 if another labeler finished it and you are not an admin."""
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        task = task_for_reference_id(dataset=self.dataset, reference_id=data.validated_data["reference_id"])
-        saved = task_submit(
-            dataset=self.dataset,
-            user=request.user,
-            task=task,
-            rows=data.validated_data["annotations"],
-            may_change_others_work=self.dataset.role == DatasetMember.Role.ADMIN,
+        return Response(saved_output(submit_from_request(self, request)))
+
+
+def submit_from_request(api: DatasetApi, request: Request) -> list[AnnotationSaved]:
+    """What submit/ and submit-and-next/ share: parse the body and store the answers as finished."""
+    data = SubmitApi.InputSerializer(data=request.data)
+    data.is_valid(raise_exception=True)
+    task = task_for_reference_id(dataset=api.dataset, reference_id=data.validated_data["reference_id"])
+    return task_submit(
+        dataset=api.dataset,
+        user=request.user,
+        task=task,
+        rows=data.validated_data["annotations"],
+        may_change_others_work=api.dataset.role == DatasetMember.Role.ADMIN,
+    )
+
+
+class SubmitAndNextApi(DatasetApi):
+    class OutputSerializer(serializers.Serializer):
+        annotations = AnnotationOutput(many=True)
+        next = TaskWithAnswersOutput(allow_null=True, help_text="What next/ hands out now; null when nothing is left.")
+
+    @extend_schema(request=SubmitApi.InputSerializer, responses={200: OutputSerializer})
+    def post(self, request: Request, dataset_id: int) -> Response:
+        """submit/, then next/, in one round trip: the labeling page shows the next item as soon as
+        this answers. The submit is committed before the next task is claimed (a failure of the
+        second step leaves the first one stored; asking next/ again is then safe)."""
+        saved = submit_from_request(self, request)
+        following = task_next(dataset=self.dataset, user=request.user)
+        return Response(
+            {"annotations": saved_output(saved), "next": None if following is None else TaskWithAnswersOutput(following).data}
         )
-        return Response(AnnotationOutput([result.annotation for result in saved], many=True).data)
 
 
 class SkipApi(DatasetApi):
@@ -85,3 +130,86 @@ class SkipApi(DatasetApi):
         task = task_for_reference_id(dataset=self.dataset, reference_id=data.validated_data["reference_id"])
         task_skip(user=request.user, task=task)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class DraftApi(DatasetApi):
+    class InputSerializer(serializers.Serializer):
+        reference_id = serializers.CharField()
+        annotations = serializers.ListField(child=serializers.DictField(), allow_empty=True)
+
+    @extend_schema(request=InputSerializer, responses={200: AnnotationOutput(many=True)})
+    def post(self, request: Request, dataset_id: int) -> Response:
+        """Keep unfinished answers of the item or scene you hold, so leaving mid-item loses nothing:
+        the same rows as submit/, where a single-label taxonomy may have `"label": null`. Answers
+        already finished are left as they are (submit changes them). 409 if another labeler holds it."""
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        task = task_for_reference_id(dataset=self.dataset, reference_id=data.validated_data["reference_id"])
+        saved = task_draft_save(dataset=self.dataset, user=request.user, task=task, rows=data.validated_data["annotations"])
+        return Response(saved_output(saved))
+
+
+class TaskDetailApi(DatasetApi):
+    @extend_schema(responses={200: TaskWithAnswersOutput})
+    def get(self, request: Request, dataset_id: int, reference_id: str) -> Response:
+        """One item or scene of the queue with its current answers, to look at or change again (the
+        labeling page's "go back"). Does not take it: submit/ stores a change as a new version."""
+        try:
+            task = task_for_reference_id(dataset=self.dataset, reference_id=reference_id)
+        except ValidationError:
+            raise NotFound("No item or scene of this dataset has this reference_id.") from None
+        return Response(TaskWithAnswersOutput(task).data)
+
+
+# Frames preloaded per scene ahead: enough to show the first frames at once; the strip loads the rest.
+AHEAD_FRAMES = 12
+AHEAD_MAX = 5
+
+
+class AheadOutput(serializers.Serializer):
+    reference_id = serializers.CharField(source="target.reference_id")
+    image_urls = serializers.SerializerMethodField(help_text="The image, or a scene's first frames, to preload.")
+
+    def get_image_urls(self, task: Task) -> list[str]:
+        if task.item_id:
+            return [task.item.image_src]
+        return [frame.image_src for frame in task.scene.frames.all()]
+
+
+class AheadApi(DatasetApi):
+    class Params(serializers.Serializer):
+        limit = serializers.IntegerField(min_value=1, max_value=AHEAD_MAX, default=3)
+
+    @extend_schema(parameters=[OpenApiParameter("limit", int, description=f"1 to {AHEAD_MAX}, default 3")], responses=AheadOutput(many=True))
+    def get(self, request: Request, dataset_id: int) -> Response:
+        """The items or scenes next/ would probably hand out after the one you hold, so the labeling
+        page can load their images while you work. Nothing is reserved: another labeler may take them
+        first, and then next/ hands out another one."""
+        params = self.Params(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        tasks = tasks_ahead(dataset=self.dataset, user=request.user, limit=params.validated_data["limit"])
+        return Response(AheadOutput(tasks, many=True).data)
+
+
+def tasks_ahead(*, dataset: Dataset, user, limit: int) -> list[Task]:
+    """The first `limit` tasks a claim by `user` would consider, in the claim's order (open, lease
+    free; the ones this user skipped last, oldest skip first), read without claiming or locking.
+
+    Belongs in `labeling.selectors` (as `task_list_ahead_for_user`); kept here until that module is
+    free to change. One query whatever the dataset's size (two when fewer than `limit` tasks that
+    the user did not skip are left; one more each for a scene dataset's first frames): each walks the
+    open-queue index from the front and stops after `limit` free rows, stepping over at most one held
+    row per labeler."""
+    now = timezone.now()
+    # Only each scene's first frames (through the unique (scene, frame_index) index), not all 3000.
+    frames = Prefetch("scene__frames", queryset=Item.objects.filter(frame_index__lt=AHEAD_FRAMES).order_by("frame_index"))
+    free = (
+        Task.objects.filter(dataset=dataset, state=Task.State.OPEN)
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .select_related("item", "scene")
+    )
+    tasks = list(free.exclude(skips__user=user).order_by("id").prefetch_related(frames)[:limit])
+    if len(tasks) < limit:
+        skipped = free.filter(skips__user=user).order_by("skips__skipped_at", "id").prefetch_related(frames)
+        tasks += list(skipped[: limit - len(tasks)])
+    return tasks

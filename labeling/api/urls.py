@@ -32,5 +32,10 @@ urlpatterns = [
     path("datasets/<int:dataset_id>/export/", annotations.ExportApi.as_view(), name="export"),
     path("datasets/<int:dataset_id>/next/", queue.NextApi.as_view(), name="next"),
     path("datasets/<int:dataset_id>/submit/", queue.SubmitApi.as_view(), name="submit"),
+    path("datasets/<int:dataset_id>/submit-and-next/", queue.SubmitAndNextApi.as_view(), name="submit-and-next"),
     path("datasets/<int:dataset_id>/skip/", queue.SkipApi.as_view(), name="skip"),
+    path("datasets/<int:dataset_id>/draft/", queue.DraftApi.as_view(), name="draft"),
+    path("datasets/<int:dataset_id>/ahead/", queue.AheadApi.as_view(), name="ahead"),
+    # path: a reference_id may contain '/'.
+    path("datasets/<int:dataset_id>/tasks/<path:reference_id>/", queue.TaskDetailApi.as_view(), name="task-detail"),
 ]

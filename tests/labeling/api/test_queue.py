@@ -57,7 +57,7 @@ class TestNext:
         body = response.json()
         assert {key: value for key, value in body.items() if key != "lease_expires_at"} == {
             "reference_id": "image_1", "kind": "item", "image_url": "https://images.example.com/image_1.jpg",
-            "video_url": None, "frames": None, "frame_rate": None, "metadata": {},
+            "video_url": None, "frames": None, "frame_rate": None, "metadata": {}, "annotations": [],
         }
         expires = parse_datetime(body["lease_expires_at"])
         assert before + timedelta(seconds=300) <= expires <= timezone.now() + timedelta(seconds=300)
@@ -103,7 +103,7 @@ class TestNext:
         body = next_task(labeler_client, scene_dataset).json()
         assert {key: value for key, value in body.items() if key != "lease_expires_at"} == {
             "reference_id": "drive_1", "kind": "scene", "image_url": None, "video_url": None,
-            "frames": frames, "frame_rate": 5.0, "metadata": {},
+            "frames": frames, "frame_rate": 5.0, "metadata": {}, "annotations": [],
         }
 
 
@@ -275,7 +275,9 @@ class TestQueryCounts:
     #  5. UPDATE labeling_task WHERE id = (SELECT ...)     claim the first free task (compare-and-set)
     #  6. RELEASE SAVEPOINT
     #  7. SELECT labeling_task JOIN item LEFT JOIN scene    the claimed task, for the answer
-    NEXT_QUERIES = 7
+    #  8. SELECT labeling_categoryannotation JOIN taxonomy  task_answers: its current answers (none here;
+    #                                                       with some, one more for the chosen labels)
+    NEXT_QUERIES = 8
 
     # submit of an item, whatever the number of taxonomies, labels and items:
     #  1. SELECT authtoken_token JOIN auth_user            TokenAuthentication
@@ -290,7 +292,7 @@ class TestQueryCounts:
     # 10. RELEASE SAVEPOINT                                 end of task_submit's atomic()
     SUBMIT_QUERIES = 10
 
-    def test_next_takes_the_same_seven_queries_with_5_taxonomies_and_200_items_as_with_1_and_10(self, labeler):
+    def test_next_takes_the_same_eight_queries_with_5_taxonomies_and_200_items_as_with_1_and_10(self, labeler):
         client = token_client(labeler)
         small = labeling_dataset(name="small", labeler=labeler, taxonomies=1, labels=3, items=10)
         large = labeling_dataset(name="large", labeler=labeler, taxonomies=5, labels=40, items=200)

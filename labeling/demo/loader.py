@@ -29,7 +29,7 @@ from labeling.demo.specs import (
     image_specs,
 )
 from labeling.models import Dataset, DatasetMember, Item, Scene
-from labeling.services.annotations import annotation_save
+from labeling.services.annotations import annotation_save, tasks_mark_done_if_answered
 from labeling.services.datasets import dataset_create, dataset_member_set
 from labeling.services.items import item_create, scene_create
 from taxonomies.models import Taxonomy
@@ -222,3 +222,6 @@ def _annotations_ensure(
             chosen = [labels[taxonomy_name][name] for name in label_names]
             annotation_save(target=target, taxonomy=taxonomy, labels=chosen, annotator=annotator, finished=True)
             tally.created += 1
+    # The answered demo items are done: the queue hands out the unlabeled ones.
+    if answers:
+        tasks_mark_done_if_answered(dataset=answers[0][0].dataset, targets=[target for target, _ in answers], user=annotator)

@@ -183,7 +183,8 @@ def test_keep_passwords_still_gives_new_demo_users_a_password():
 def test_it_prints_the_url_it_is_given():
     output = load_demo("--url", "https://demo.example.com:8443/")
 
-    assert "Log in at https://demo.example.com:8443/admin/ as admin / " in output
+    assert "Log in at https://demo.example.com:8443/ as admin / " in output
+    assert "admin pages at https://demo.example.com:8443/admin/" in output
 
 
 def test_the_demo_users_have_their_roles_in_both_datasets():
@@ -247,3 +248,10 @@ def test_it_refuses_to_run_with_debug_off_unless_forced(settings):
         load_demo()
     assert not Dataset.objects.exists()
     assert "Log in at" in load_demo("--force")
+
+
+def test_the_demo_answers_close_their_tasks_so_the_queue_hands_out_unlabeled_items():
+    load_demo()
+    images = Dataset.objects.get(name="Demo images")
+    assert images.tasks.filter(state="done").count() == 6
+    assert images.tasks.filter(state="open").order_by("id").first().item.reference_id == "demo_image_007"

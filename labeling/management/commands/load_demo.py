@@ -39,7 +39,8 @@ class Command(BaseCommand):
             )
         loaded = demo_load(keep_passwords=keep_passwords)
         self.write_summary(loaded)
-        self.write_logins(loaded, admin_url=url.rstrip("/") + reverse("admin:index"))
+        site = url.rstrip("/")
+        self.write_logins(loaded, site_url=site + reverse("labeling:dataset-list"), admin_url=site + reverse("admin:index"))
 
     def write_summary(self, loaded: DemoLoaded) -> None:
         for dataset in loaded.datasets:
@@ -48,12 +49,12 @@ class Command(BaseCommand):
                 if tally.created or tally.present:
                     self.stdout.write(f"  {noun:<12} {tally.created:>3} created, {tally.present:>3} already present")
 
-    def write_logins(self, loaded: DemoLoaded, *, admin_url: str) -> None:
+    def write_logins(self, loaded: DemoLoaded, *, site_url: str, admin_url: str) -> None:
         passwords = {login.username: login.password or "(password unchanged)" for login in loaded.logins}
         self.stdout.write("")
         self.stdout.write(
             self.style.SUCCESS(
-                f"Log in at {admin_url} as {ADMIN_USERNAME} / {passwords[ADMIN_USERNAME]} "
-                f"({LABELER_USERNAME} / {passwords[LABELER_USERNAME]} for a labeler)"
+                f"Log in at {site_url} as {ADMIN_USERNAME} / {passwords[ADMIN_USERNAME]} "
+                f"({LABELER_USERNAME} / {passwords[LABELER_USERNAME]} for a labeler); admin pages at {admin_url}"
             )
         )

@@ -1,9 +1,10 @@
 """Reads used by more than one caller."""
 
-from django.db.models import Count, F, Q, QuerySet, Value
+from django.db.models import Count, F, Prefetch, Q, QuerySet, Value
 from django.http import Http404
+from django.utils import timezone
 
-from labeling.models import AnnotationLabel, CategoryAnnotation, Dataset, DatasetMember, Item
+from labeling.models import AnnotationLabel, CategoryAnnotation, Dataset, DatasetMember, Item, Task
 from taxonomies.models import Taxonomy
 
 
@@ -120,3 +121,68 @@ def task_answers(*, task) -> list[dict]:
             answer["label"] = annotation.label.name if annotation.label else None
         answers.append(answer)
     return answers
+
+
+# Frames preloaded per scene ahead: enough to show the first frames at once; the strip loads the rest.
+AHEAD_FRAMES = 12
+
+
+def task_list_ahead_for_user(*, dataset: Dataset, user, limit: int) -> list[Task]:
+    """The first `limit` tasks a claim by `user` would consider, in the claim's order (open, lease
+    free; the ones this user skipped last, oldest skip first), read without claiming or locking.
+
+    One query whatever the dataset's size (two when fewer than `limit` tasks that
+    the user did not skip are left; one more each for a scene dataset's first frames): each walks the
+    open-queue index from the front and stops after `limit` free rows, stepping over at most one held
+    row per labeler."""
+    now = timezone.now()
+    # Only each scene's first frames (through the unique (scene, frame_index) index), not all 3000.
+    frames = Prefetch("scene__frames", queryset=Item.objects.filter(frame_index__lt=AHEAD_FRAMES).order_by("frame_index"))
+    free = (
+        Task.objects.filter(dataset=dataset, state=Task.State.OPEN)
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .select_related("item", "scene")
+    )
+    tasks = list(free.exclude(skips__user=user).order_by("id").prefetch_related(frames)[:limit])
+    if len(tasks) < limit:
+        skipped = free.filter(skips__user=user).order_by("skips__skipped_at", "id").prefetch_related(frames)
+        tasks += list(skipped[: limit - len(tasks)])
+    return tasks
+
+
+def _progress_counts(*, user, prefix: str) -> dict:
+    """Tasks in total, done, and done by `user` since midnight (in TIME_ZONE), as Count expressions
+    over `<prefix>` tasks, so the list page counts every dataset in one grouped query."""
+    midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    return {
+        "total": Count(f"{prefix}id"),
+        "done": Count(f"{prefix}id", filter=Q(**{f"{prefix}state": Task.State.DONE})),
+        "mine_today": Count(f"{prefix}id", filter=Q(**{f"{prefix}done_by": user, f"{prefix}done_at__gte": midnight})),
+    }
+
+
+def dataset_list_with_progress_for_user(*, user) -> QuerySet[Dataset]:
+    """The user's datasets (as `dataset_list_for_user`) with `total`, `done` and `mine_today` task
+    counts, in one grouped query."""
+    return dataset_list_for_user(user=user).annotate(**_progress_counts(user=user, prefix="tasks__")).order_by("name")
+
+
+def dataset_progress(*, dataset: Dataset, user) -> dict:
+    return Task.objects.filter(dataset=dataset).aggregate(**_progress_counts(user=user, prefix=""))
+
+
+def taxonomy_list_for_labeling(*, dataset: Dataset) -> list[dict]:
+    """The taxonomies the page shows for the dataset's kind, in order, with their labels (two queries)."""
+    applies = Taxonomy.applies_to_scenes if dataset.kind == Dataset.Kind.SCENES else Taxonomy.applies_to_items
+    taxonomies = Taxonomy.objects.filter(dataset=dataset).prefetch_related("labels").order_by("position", "id")
+    return [
+        {
+            "taxonomy_name": taxonomy.taxonomy_name,
+            "multi_label": taxonomy.multi_label,
+            "required": taxonomy.required,
+            "applies_to": taxonomy.applies_to,
+            "labels": [{"name": label.name, "hotkey": label.hotkey} for label in taxonomy.labels.all()],
+        }
+        for taxonomy in taxonomies
+        if applies(taxonomy)
+    ]

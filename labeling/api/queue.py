@@ -2,8 +2,7 @@
 the queue, for scripts and for the labeling page alike."""
 
 from django.core.exceptions import ValidationError
-from django.db.models import Prefetch, Q, prefetch_related_objects
-from django.utils import timezone
+from django.db.models import prefetch_related_objects
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
@@ -12,8 +11,8 @@ from rest_framework.response import Response
 
 from labeling.api.annotations import AnnotationOutput
 from labeling.api.base import DatasetApi
-from labeling.models import Dataset, DatasetMember, Item, Task
-from labeling.selectors import task_answers
+from labeling.models import DatasetMember, Task
+from labeling.selectors import task_answers, task_list_ahead_for_user
 from labeling.services.annotations import AnnotationSaved
 from labeling.services.queue import task_draft_save, task_for_reference_id, task_next, task_skip, task_submit
 
@@ -161,8 +160,6 @@ class TaskDetailApi(DatasetApi):
         return Response(TaskWithAnswersOutput(task).data)
 
 
-# Frames preloaded per scene ahead: enough to show the first frames at once; the strip loads the rest.
-AHEAD_FRAMES = 12
 AHEAD_MAX = 5
 
 
@@ -187,29 +184,5 @@ class AheadApi(DatasetApi):
         first, and then next/ hands out another one."""
         params = self.Params(data=request.query_params)
         params.is_valid(raise_exception=True)
-        tasks = tasks_ahead(dataset=self.dataset, user=request.user, limit=params.validated_data["limit"])
+        tasks = task_list_ahead_for_user(dataset=self.dataset, user=request.user, limit=params.validated_data["limit"])
         return Response(AheadOutput(tasks, many=True).data)
-
-
-def tasks_ahead(*, dataset: Dataset, user, limit: int) -> list[Task]:
-    """The first `limit` tasks a claim by `user` would consider, in the claim's order (open, lease
-    free; the ones this user skipped last, oldest skip first), read without claiming or locking.
-
-    Belongs in `labeling.selectors` (as `task_list_ahead_for_user`); kept here until that module is
-    free to change. One query whatever the dataset's size (two when fewer than `limit` tasks that
-    the user did not skip are left; one more each for a scene dataset's first frames): each walks the
-    open-queue index from the front and stops after `limit` free rows, stepping over at most one held
-    row per labeler."""
-    now = timezone.now()
-    # Only each scene's first frames (through the unique (scene, frame_index) index), not all 3000.
-    frames = Prefetch("scene__frames", queryset=Item.objects.filter(frame_index__lt=AHEAD_FRAMES).order_by("frame_index"))
-    free = (
-        Task.objects.filter(dataset=dataset, state=Task.State.OPEN)
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-        .select_related("item", "scene")
-    )
-    tasks = list(free.exclude(skips__user=user).order_by("id").prefetch_related(frames)[:limit])
-    if len(tasks) < limit:
-        skipped = free.filter(skips__user=user).order_by("skips__skipped_at", "id").prefetch_related(frames)
-        tasks += list(skipped[: limit - len(tasks)])
-    return tasks

@@ -6,12 +6,13 @@ from django.db.models import Count
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from labeling.api.base import DatasetApi, keyset_page
 from labeling.api.idempotency import idempotent
+from labeling.api.parsers import JSONParser
 from labeling.errors import BatchInvalid, RowError
 from labeling.importing import FORMATS, format_from_name, rows_from_bytes
 from labeling.models import Item, Scene, Task

@@ -130,8 +130,11 @@ def task_skip(*, user, task: Task) -> None:
 
 def task_for_reference_id(*, dataset: Dataset, reference_id: str) -> Task:
     """The queue task of the dataset's item or scene with this reference_id."""
-    field = "item__reference_id" if dataset.kind == Dataset.Kind.IMAGES else "scene__reference_id"
-    task = Task.objects.select_related("item", "scene").filter(dataset=dataset, **{field: reference_id}).first()
+    target = "item" if dataset.kind == Dataset.Kind.IMAGES else "scene"
+    # Filtering on the target's own dataset lets PostgreSQL use its (dataset, reference_id) index;
+    # the task's dataset column alone left it scanning every item (59 ms at 1M items).
+    lookup = {f"{target}__dataset": dataset, f"{target}__reference_id": reference_id}
+    task = Task.objects.select_related("item", "scene").filter(dataset=dataset, **lookup).first()
     if task is None:
         raise ValidationError({"reference_id": f"No item or scene of this dataset has reference_id {reference_id!r}."})
     return task

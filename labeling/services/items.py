@@ -26,6 +26,8 @@ from labeling.validators import validate_metadata
 ITEM_ROW_FIELDS = frozenset({"reference_id", "image_url", "image_file", "metadata"})
 SCENE_ROW_FIELDS = frozenset({"reference_id", "frame_rate", "frames", "video_url", "metadata"})
 INSERT_CHUNK = 2000
+# reference_ids looked up in one query (an IN list of this many parameters).
+REFERENCE_ID_CHUNK = 5000
 # A batch with more bad rows than this reports the first ones and how many more there are.
 MAX_REPORTED_ERRORS = 1000
 
@@ -318,12 +320,27 @@ def _reference_id_errors(*, dataset: Dataset, named: list[tuple[int, str, str]])
     return errors
 
 
-def _reference_ids_taken(*, dataset: Dataset, reference_ids: list[str], chunk: int = 5000) -> set[str]:
+def _reference_ids_taken(*, dataset: Dataset, reference_ids: list[str]) -> set[str]:
+    """The reference_ids among these that the dataset's items or scenes already use: looked up
+    REFERENCE_ID_CHUNK at a time, or, for a batch of more than that which names more rows than the
+    dataset holds (a first import of a big file), by reading all of the dataset's reference_ids
+    once. Building IN lists of 100k parameters costs more than reading a smaller dataset whole."""
+    models = (Item, Scene)
+    if len(reference_ids) > REFERENCE_ID_CHUNK:
+        stored = sum(model.objects.filter(dataset=dataset).count() for model in models)
+        if stored <= len(reference_ids):
+            wanted = set(reference_ids)
+            return {
+                reference_id
+                for model in models
+                for reference_id in model.objects.filter(dataset=dataset).values_list("reference_id", flat=True).iterator()
+                if reference_id in wanted
+            }
     taken: set[str] = set()
-    for start in range(0, len(reference_ids), chunk):
-        wanted = reference_ids[start : start + chunk]
-        for model in (Item, Scene):
-            taken.update(model.objects.filter(dataset=dataset, reference_id__in=wanted).values_list("reference_id", flat=True))
+    for start in range(0, len(reference_ids), REFERENCE_ID_CHUNK):
+        wanted_chunk = reference_ids[start : start + REFERENCE_ID_CHUNK]
+        for model in models:
+            taken.update(model.objects.filter(dataset=dataset, reference_id__in=wanted_chunk).values_list("reference_id", flat=True))
     return taken
 
 

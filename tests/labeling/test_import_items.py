@@ -18,7 +18,7 @@ from labeling.models import Dataset, Item, Scene, Task, http_url_validator
 from labeling.services import items as items_service
 from labeling.services.items import _field_errors, _sufficient_check, items_import
 from labeling.validators import validate_metadata
-from tests.factories import DatasetFactory
+from tests.factories import DatasetFactory, SceneFactory
 
 ROWS = [
     {"reference_id": "image_1", "image_url": "https://images.example.com/1.jpg", "metadata": {"camera": {"side": "front", "iso": 200}}},
@@ -210,6 +210,24 @@ class TestItemsImport:
         # INSERT ... SELECT of their tasks, and the savepoint/commit statements around them.
         assert few == many
         assert [sql for sql in few if sql in ("SELECT", "INSERT")] == ["SELECT", "SELECT", "INSERT", "INSERT"]
+
+    @pytest.mark.parametrize("stored", [1, 8], ids=["dataset smaller than the batch", "dataset bigger than the batch"])
+    def test_a_big_batch_reports_each_reference_id_already_used_by_an_item_or_a_scene(self, dataset, monkeypatch, stored):
+        # Batches over REFERENCE_ID_CHUNK read a smaller dataset's reference_ids whole, and look
+        # the batch's up chunk by chunk in a bigger one: both must find the same.
+        monkeypatch.setattr(items_service, "REFERENCE_ID_CHUNK", 2)
+        items_import(dataset=dataset, rows=[url_row(n) for n in range(stored)])
+        SceneFactory(dataset=dataset, reference_id="scene_1")
+        rows = [url_row(0), url_row(100), {**url_row(101), "reference_id": "scene_1"}, url_row(102), url_row(103)]
+
+        with pytest.raises(BatchInvalid) as error:
+            items_import(dataset=dataset, rows=rows)
+
+        assert [(row.index, row.message) for row in error.value.rows] == [
+            (0, "'image_0' is already used in this dataset."),
+            (2, "'scene_1' is already used in this dataset."),
+        ]
+        assert Item.objects.filter(dataset=dataset).count() == stored
 
     def test_a_scene_dataset_refuses_items(self):
         with pytest.raises(ValidationError, match="A scene dataset holds scenes"):

@@ -41,3 +41,12 @@ def outsider(db):
 @pytest.fixture
 def superuser(db):
     return UserFactory(username="root", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def fake_nucleus():
+    """A fake Nucleus on 127.0.0.1 for the SDK to talk to (tests/fake_nucleus.py): no test reaches the real one."""
+    from tests.fake_nucleus import FakeNucleus
+
+    with FakeNucleus(api_key="test-key") as fake:
+        yield fake

@@ -29,6 +29,7 @@ import json
 import re
 import threading
 import time
+import urllib.error
 import urllib.request
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,6 +43,10 @@ ANNOTATION_ERROR_PATTERN = re.compile(r"\(reference_id '(?P<reference_id>.*)', t
 
 # The export row keys that the SDK's convert_export_payload iterates without .get(): all must be present.
 EXPORT_ANNOTATION_TYPES = ("box", "polygon", "line", "keypoints", "cuboid", "category", "multicategory")
+
+# An upload needs one of these to say where its media is; Nucleus refuses it otherwise.
+ITEM_LOCATION_KEYS = ("image_url",)
+SCENE_LOCATION_KEYS = ("frames", "video_url")
 
 # (method, path pattern relative to the endpoint, route name, handler method). The route name is what
 # RecordedRequest.route, requests_to() and the fault `route=` arguments match.
@@ -65,7 +70,12 @@ ROUTES = [
     ("GET", r"dataset/(?P<dataset_id>[^/]+)/datasetItems", "datasetItems", "_answer_dataset_items"),
     ("POST", r"dataset/(?P<dataset_id>[^/]+)/itemsPage", "itemsPage", "_answer_items_page"),
     ("POST", r"dataset/(?P<dataset_id>[^/]+)/exportForTrainingPage", "exportForTrainingPage", "_answer_export_items_page"),
-    ("POST", r"dataset/(?P<dataset_id>[^/]+)/exportForTrainingByScene", "exportForTrainingByScene", "_answer_export_scenes_page"),
+    (
+        "POST",
+        r"dataset/(?P<dataset_id>[^/]+)/exportForTrainingByScene",
+        "exportForTrainingByScene",
+        "_answer_export_scenes_page",
+    ),
     ("GET", r"job/(?P<job_id>[^/]+)", "job", "_answer_job_status"),
     ("GET", r"job/(?P<job_id>[^/]+)/errors", "job_errors", "_answer_job_errors"),
     ("GET", r"job/(?P<job_id>[^/]+)/info", "job_info", "_answer_job_info"),
@@ -235,19 +245,22 @@ class FakeNucleus:
 
     def create_dataset(self, name: str, is_scene: bool = False, use_privacy_mode: bool = False) -> str:
         with self._lock:
-            dataset_id = f"ds_{next(self._ids)}"
-            self._datasets[dataset_id] = FakeDataset(dataset_id, name, is_scene, use_privacy_mode)
+            return self._new_dataset(name, is_scene, use_privacy_mode)
+
+    def _new_dataset(self, name: str, is_scene: bool, use_privacy_mode: bool) -> str:
+        dataset_id = f"ds_{next(self._ids)}"
+        self._datasets[dataset_id] = FakeDataset(dataset_id, name, is_scene, use_privacy_mode)
         return dataset_id
 
     def add_items(self, dataset_id: str, items: list[dict], update: bool = False) -> list[str]:
         """Store items ({"reference_id", "image_url", "metadata"}); returns one error string per rejected item."""
         with self._lock:
-            return self._store_uploads(self._dataset(dataset_id).items, items, update, required_url_keys=("image_url",))
+            return self._store_uploads(self._dataset(dataset_id).items, items, update, required_url_keys=ITEM_LOCATION_KEYS)
 
     def add_scenes(self, dataset_id: str, scenes: list[dict], update: bool = False) -> list[str]:
         """Store scenes ({"reference_id", "frames" or "video_url", "metadata"}); returns the error strings."""
         with self._lock:
-            return self._store_uploads(self._dataset(dataset_id).scenes, scenes, update, required_url_keys=("frames", "video_url"))
+            return self._store_uploads(self._dataset(dataset_id).scenes, scenes, update, required_url_keys=SCENE_LOCATION_KEYS)
 
     def taxonomies(self, dataset_id: str) -> dict[str, list[str]]:
         with self._lock:
@@ -267,7 +280,10 @@ class FakeNucleus:
     # -- fault injection ----------------------------------------------------------------------------
 
     def fail_next(self, status: int = 429, times: int = 1, route: str | None = None, retry_after=None, body=None) -> None:
-        """Answer the next `times` matching requests with `status` (and `Retry-After` when given), unprocessed."""
+        """Answer the next `times` matching requests with `status` (and `Retry-After` when given), unprocessed.
+
+        `body` is sent as JSON, or as-is when it is a str (a gateway's HTML page, say).
+        """
         self._queue_fault(Fault("fail", route, times, status=status, retry_after=retry_after, body=body))
 
     def drop_next(self, times: int = 1, route: str | None = None) -> None:
@@ -383,11 +399,7 @@ class FakeNucleus:
     def _answer_create_dataset(self, *, body, **_):
         if not isinstance(body.get("name"), str):
             raise InvalidRequest(400, "Input validation failed: name must be a string")
-        dataset_id = f"ds_{next(self._ids)}"
-        self._datasets[dataset_id] = FakeDataset(
-            dataset_id, body["name"], bool(body.get("is_scene")), bool(body.get("use_privacy_mode"))
-        )
-        return {"dataset_id": dataset_id}
+        return {"dataset_id": self._new_dataset(body["name"], bool(body.get("is_scene")), bool(body.get("use_privacy_mode")))}
 
     def _answer_info(self, *, params, **_):
         dataset = self._dataset(params["dataset_id"])
@@ -416,7 +428,8 @@ class FakeNucleus:
         taxonomy_name, labels = body.get("taxonomy_name"), body.get("labels")
         if body.get("type") != "category":
             raise InvalidRequest(400, f"Input validation failed: taxonomy type {body.get('type')!r} is not 'category'")
-        if not isinstance(taxonomy_name, str) or not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        labels_are_strings = isinstance(labels, list) and all(isinstance(label, str) for label in labels)
+        if not isinstance(taxonomy_name, str) or not labels_are_strings:
             raise InvalidRequest(400, "Input validation failed: taxonomy_name must be a string and labels a list of strings")
         if taxonomy_name not in dataset.taxonomies:
             dataset.taxonomies[taxonomy_name] = list(dict.fromkeys(labels))
@@ -443,14 +456,19 @@ class FakeNucleus:
         if query.get("async") == "1":
             payloads = self._take_upload(body.get("requestId"))
             counts, errors = self._store_annotations(dataset, payloads, update)
-            message = {"annotation_upload": {"epoch": 1, "total": len(payloads), "errored": len(errors), "datasetId": dataset.dataset_id, **counts}}
+            upload = {"epoch": 1, "total": len(payloads), "errored": len(errors), "datasetId": dataset.dataset_id, **counts}
+            message = {"annotation_upload": upload}
             return self._finish_job("annotate", message, errors)
         payloads = body.get("annotations")
         if not isinstance(payloads, list):
             raise InvalidRequest(400, "Input validation failed: annotations must be a list")
         counts, errors = self._store_annotations(dataset, payloads, update)
-        answer = {"dataset_id": dataset.dataset_id, "annotations_processed": counts["processed"], "annotations_ignored": counts["ignored"]}
-        if errors:  # the real server leaves "errors" out when there are none; clients must use .get
+        answer = {
+            "dataset_id": dataset.dataset_id,
+            "annotations_processed": counts["processed"],
+            "annotations_ignored": counts["ignored"],
+        }
+        if errors:  # the contract marks "errors" optional: left out, a client that indexes it fails here, not live
             answer["errors"] = errors
         return answer
 
@@ -507,23 +525,26 @@ class FakeNucleus:
         return self._uploads.pop(request_id)
 
     def _answer_append(self, *, params, body, **_):
-        dataset = self._dataset(params["dataset_id"])
-        items = self._take_upload(body.get("requestId"))
-        errors = self._store_uploads(dataset.items, items, bool(body.get("update")), required_url_keys=("image_url",))
-        return self._finish_job("appendDatasetItems", {"total": len(items), "errored": len(errors)}, errors)
+        items = self._dataset(params["dataset_id"]).items
+        return self._store_signed_upload_as_job(items, body, ITEM_LOCATION_KEYS, job_type="appendDatasetItems")
 
     def _answer_upload_scenes(self, *, params, body, **_):
-        dataset = self._dataset(params["dataset_id"])
-        scenes = self._take_upload(body.get("requestId"))
-        errors = self._store_uploads(dataset.scenes, scenes, bool(body.get("update")), required_url_keys=("frames", "video_url"))
-        return self._finish_job("uploadScenes", {"total": len(scenes), "errored": len(errors)}, errors)
+        scenes = self._dataset(params["dataset_id"]).scenes
+        return self._store_signed_upload_as_job(scenes, body, SCENE_LOCATION_KEYS, job_type="uploadScenes")
+
+    def _store_signed_upload_as_job(self, stored: dict, body: dict, required_url_keys: tuple, job_type: str) -> dict:
+        uploads = self._take_upload(body.get("requestId"))
+        errors = self._store_uploads(stored, uploads, bool(body.get("update")), required_url_keys)
+        return self._finish_job(job_type, {"total": len(uploads), "errored": len(errors)}, errors)
 
     def _store_uploads(self, stored: dict, uploads: list, update: bool, required_url_keys: tuple) -> list[str]:
         """Store items or scenes by reference_id: a known one is kept unless `update` (Nucleus's append rule)."""
         errors = []
         for upload in uploads:
-            if not isinstance(upload, dict) or not upload.get("reference_id") or not any(upload.get(key) for key in required_url_keys):
-                errors.append(f"Input validation failed: {upload!r} needs a reference_id and one of {', '.join(required_url_keys)}")
+            located = isinstance(upload, dict) and any(upload.get(key) for key in required_url_keys)
+            if not located or not upload.get("reference_id"):
+                needed = ", ".join(required_url_keys)
+                errors.append(f"Input validation failed: {upload!r} needs a reference_id and one of {needed}")
                 continue
             if upload["reference_id"] in stored and not update:
                 continue
@@ -550,11 +571,19 @@ class FakeNucleus:
 
     def _job_info(self, job_id: str) -> dict:
         job = self._job(job_id)
-        return {key: job[key] for key in ("job_id", "job_type", "job_creation_time")} | {"job_last_known_status": job["status"]}
+        info = {key: job[key] for key in ("job_id", "job_type", "job_creation_time")}
+        return info | {"job_last_known_status": job["status"]}
 
     def _answer_job_status(self, *, params, **_):
         job = self._job(params["job_id"])
-        return {"job_id": job["job_id"], "status": job["status"], "message": job["message"], "job_progress": "1.00", "completed_steps": 1, "total_steps": 1}
+        return {
+            "job_id": job["job_id"],
+            "status": job["status"],
+            "message": job["message"],
+            "job_progress": "1.00",
+            "completed_steps": 1,
+            "total_steps": 1,
+        }
 
     def _answer_job_errors(self, *, params, **_):
         return list(self._job(params["job_id"])["errors"])
@@ -566,7 +595,8 @@ class FakeNucleus:
         dataset, reference_id = self._dataset(params["dataset_id"]), params["reference_id"]
         if reference_id not in dataset.items:
             raise InvalidRequest(404, f"Item with reference_id '{reference_id}' does not exist in dataset {dataset.dataset_id}")
-        return {"item": dict(dataset.items[reference_id]), "annotations": {"category": self._item_categories(dataset, reference_id)}}
+        categories = self._item_categories(dataset, reference_id)
+        return {"item": dict(dataset.items[reference_id]), "annotations": {"category": categories}}
 
     def _item_categories(self, dataset: FakeDataset, reference_id: str) -> list[dict]:
         return [dict(payload) for (annotated, _), payload in dataset.annotations.items() if annotated == reference_id]
@@ -612,7 +642,7 @@ class FakeNucleus:
         try:
             body = parse_json(text) if text else {}
             if (method, action) == ("GET", "config"):
-                return Answer(200, {"endpoint": self.endpoint, "api_key": self.api_key})
+                return Answer(200, {"endpoint": self.endpoint, "api_key": self.api_key, "latency": self.latency})
             if (method, action) == ("GET", "requests"):
                 with self._lock:
                     return Answer(200, [dataclasses.asdict(request) for request in self.requests])
@@ -652,9 +682,12 @@ class FakeNucleusHandler(BaseHTTPRequestHandler):
         if answer.drop_connection:
             self.close_connection = True  # the server closes the socket unanswered: a ConnectionError for the SDK
             return
-        encoded = json.dumps(answer.payload).encode()
+        if isinstance(answer.payload, str):
+            encoded, content_type = answer.payload.encode(), "text/plain; charset=utf-8"
+        else:
+            encoded, content_type = json.dumps(answer.payload).encode(), "application/json"
         self.send_response(answer.status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(encoded)))
         for name, value in answer.headers.items():
             self.send_header(name, value)
@@ -685,15 +718,28 @@ class FakeNucleusRemote:
         self.endpoint, self.api_key = config["endpoint"], config["api_key"]
 
     def _call(self, method: str, action: str, body: Any = None) -> Any:
+        """One control API call; its JSON error becomes the InvalidRequest that FakeNucleus raises in-process."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
             f"{self.base_url}{CONTROL_PATH}{action}", data=data, method=method, headers={"Content-Type": "application/json"}
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            raise InvalidRequest(error.code, json.loads(error.read())["error"]) from error
+
+    @property
+    def latency(self) -> float:
+        return self._call("GET", "config")["latency"]
+
+    @latency.setter
+    def latency(self, seconds: float) -> None:
+        self.set_latency(seconds)
 
     def create_dataset(self, name: str, is_scene: bool = False, use_privacy_mode: bool = False) -> str:
-        return self._call("POST", "datasets", {"name": name, "is_scene": is_scene, "use_privacy_mode": use_privacy_mode})["dataset_id"]
+        body = {"name": name, "is_scene": is_scene, "use_privacy_mode": use_privacy_mode}
+        return self._call("POST", "datasets", body)["dataset_id"]
 
     def add_items(self, dataset_id: str, items: list[dict], update: bool = False) -> list[str]:
         return self._call("POST", "items", {"dataset_id": dataset_id, "items": items, "update": update})["errors"]

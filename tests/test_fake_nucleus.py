@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import nucleus
+import nucleus.async_job
 import nucleus.connection
 import pytest
 import requests
@@ -15,7 +16,7 @@ import tqdm
 from nucleus import CategoryAnnotation, DatasetItem, NucleusClient, SceneCategoryAnnotation, VideoScene
 from nucleus.errors import NucleusAPIError
 
-from tests.fake_nucleus import ANNOTATION_ERROR_PATTERN, FakeNucleusRemote
+from tests.fake_nucleus import ANNOTATION_ERROR_PATTERN, FakeNucleusRemote, InvalidRequest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -129,6 +130,14 @@ def test_it_appends_new_labels_on_update_and_never_removes_any(fake_nucleus, clo
 
     assert answer["status"] == "Taxonomy updated"
     assert fake_nucleus.taxonomies(clothing.id) == {"clothing_type": ["shirt", "trousers", "dress"]}
+
+
+def test_it_deletes_a_taxonomy_whose_name_the_sdk_sends_unencoded(fake_nucleus, clothing):
+    clothing.add_taxonomy("sleeve length", "category", ["short", "long"])
+
+    clothing.delete_taxonomy("sleeve length")
+
+    assert list(fake_nucleus.taxonomies(clothing.id)) == ["clothing_type"]
 
 
 def test_deleting_a_taxonomy_deletes_its_annotations(fake_nucleus, clothing):
@@ -253,12 +262,14 @@ def test_append_keeps_a_known_item_unless_update(client, clothing):
     assert (kept, clothing.refloc("image_1")["item"].image_location) == ("https://example.com/1.jpg", "https://example.com/new.jpg")
 
 
-def test_append_of_a_video_scene_uses_the_route_without_the_dataset_prefix(fake_nucleus, client):
+def test_append_of_a_video_scene_uses_the_route_without_the_dataset_prefix(fake_nucleus, client, monkeypatch):
+    monkeypatch.setattr(nucleus.async_job, "JOB_POLLING_INTERVAL", 0)  # sleep_until_complete sleeps 5 s after each poll
     dataset = client.create_dataset("Videos", is_scene=True)
 
     job = dataset.append([VideoScene(reference_id="scene_1", video_location="https://example.com/1.mp4", metadata={"k": 1})])
+    job.sleep_until_complete(verbose_std_out=False)
 
-    assert job.status()["status"] == "Completed"
+    assert job.job_last_known_status == "Completed"
     assert fake_nucleus.requests_to("upload_video_scenes")[0].path == f"{dataset.id}/upload_video_scenes"
     scene = next(dataset.scene_and_annotation_generator())["scene"]
     assert (scene["reference_id"], scene["fileLocation"], scene["metadata"]) == ("scene_1", "https://example.com/1.mp4", {"k": 1})
@@ -328,13 +339,13 @@ def test_retry_after_reaches_a_client_through_the_connections_bad_response_hook(
 
 
 def test_a_500_raises_at_once(fake_nucleus, clothing, no_retry_sleep):
-    fake_nucleus.fail_next(status=500, body={"error": "boom"})
+    fake_nucleus.fail_next(status=500, body="<html>Internal Server Error</html>")
 
     with pytest.raises(NucleusAPIError) as raised:
         clothing.info()
 
     assert (raised.value.status_code, no_retry_sleep) == (500, [])
-    assert '{"error": "boom"}' in raised.value.message
+    assert raised.value.message.endswith("The detailed error is:\n<html>Internal Server Error</html>")
 
 
 def test_a_503_is_retried_by_the_sdk(fake_nucleus, clothing, no_retry_sleep):
@@ -421,3 +432,10 @@ def test_a_standalone_process_is_seeded_read_and_faulted_over_the_control_api(st
     assert remote.taxonomies(dataset_id) == {"clothing_type": ["shirt"]}
     assert remote.labels(dataset_id) == {("image_1", "clothing_type"): "shirt"}
     assert [request.api_key for request in remote.requests_to("annotate")] == ["K", "K"]
+
+
+def test_the_control_api_reports_an_unknown_dataset_as_the_in_process_fake_does(standalone_fake):
+    with pytest.raises(InvalidRequest) as raised:
+        FakeNucleusRemote(standalone_fake).taxonomies("ds_missing")
+
+    assert (raised.value.status, raised.value.message) == (404, "Dataset ds_missing does not exist")

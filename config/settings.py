@@ -240,7 +240,8 @@ LOGGING = {
 
 # Taxonomies belong to a dataset, but the taxonomies app must not import the labeling app
 # (dependencies run one way); it reaches the dataset model through this setting, the way
-# contrib apps reach AUTH_USER_MODEL.
+# contrib apps reach AUTH_USER_MODEL. That model has a `taxonomies_revision` integer field, which
+# taxonomies.services bumps on every change.
 TAXONOMIES_DATASET_MODEL = "labeling.Dataset"
 
 # --- Labeling queue -------------------------------------------------------------------------

@@ -69,6 +69,12 @@ class Dataset(models.Model):
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="DatasetMember", related_name="labeling_datasets"
     )
+    taxonomies_revision = models.PositiveIntegerField(
+        default=0,
+        editable=False,
+        help_text="Bumped by every change to the dataset's taxonomies or labels (taxonomies.services), "
+        "so a process that keeps them in memory knows when to read them again.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -5,6 +5,9 @@ difference with `Taxonomy.nucleus_labels` is what tells the sync to rebuild the 
 Nothing in this module knows about annotations (the labeling app builds on this one, not the other
 way round); a label that annotations still use is protected by the database (RESTRICT), and
 `label_delete` turns that refusal into a clear message.
+
+Every write here bumps the dataset's `taxonomies_revision` in the same transaction (see
+`taxonomies_changed`), so readers that keep a dataset's taxonomies in memory know when theirs are stale.
 """
 
 from collections.abc import Iterable, Mapping
@@ -12,7 +15,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Max, RestrictedError
+from django.db.models import F, Max, RestrictedError
 
 from taxonomies.models import Label, Taxonomy
 
@@ -64,6 +67,7 @@ def taxonomy_create(
         )
         taxonomy.full_clean()
         taxonomy.save()
+        taxonomies_changed(dataset_id=taxonomy.dataset_id)
         _labels_insert(taxonomy=taxonomy, indexed_specs=specs, first_position=0, errors=errors)
     return taxonomy
 
@@ -78,7 +82,9 @@ def taxonomy_update(
     taxonomy.required = required
     taxonomy.position = position
     taxonomy.full_clean()
-    taxonomy.save(update_fields=["taxonomy_name", "applies_to", "required", "position"])
+    with transaction.atomic():
+        taxonomy.save(update_fields=["taxonomy_name", "applies_to", "required", "position"])
+        taxonomies_changed(dataset_id=taxonomy.dataset_id)
     return taxonomy
 
 
@@ -99,7 +105,9 @@ def label_update(*, label: Label, name: str, hotkey: str, position: int) -> Labe
     label.hotkey = hotkey
     label.position = position
     label.full_clean()
-    label.save(update_fields=["name", "hotkey", "position"])
+    with transaction.atomic():
+        label.save(update_fields=["name", "hotkey", "position"])
+        taxonomies_changed(dataset_id=label.taxonomy.dataset_id)
     return label
 
 
@@ -112,6 +120,7 @@ def taxonomy_reorder_labels(*, taxonomy: Taxonomy, label_ids: list[int]) -> None
         for position, label_id in enumerate(label_ids):
             labels[label_id].position = position
         Label.objects.bulk_update(labels.values(), ["position"])
+        taxonomies_changed(dataset_id=taxonomy.dataset_id)
 
 
 def label_delete(*, label: Label) -> None:
@@ -119,6 +128,7 @@ def label_delete(*, label: Label) -> None:
     try:
         with transaction.atomic():
             label.delete()
+            taxonomies_changed(dataset_id=label.taxonomy.dataset_id)
     except RestrictedError as error:
         raise ValidationError(
             f"The label “{label.name}” is used by {len(error.restricted_objects)} annotation(s); "
@@ -167,6 +177,8 @@ def _labels_insert(
                 errors.append(f"labels[{index}] “{label.name}”: {message}")
     if errors:
         raise ValidationError({"labels": errors})
+    if labels:
+        taxonomies_changed(dataset_id=taxonomy.dataset_id)
     return Label.objects.bulk_create(labels)
 
 
@@ -204,3 +216,10 @@ def taxonomy_add(
         return existing, TaxonomyAddStatus.ALREADY_EXISTS
     taxonomy_add_labels(taxonomy=existing, labels=labels)
     return existing, TaxonomyAddStatus.UPDATED
+
+
+def taxonomies_changed(*, dataset_id: int) -> None:
+    """Bump the dataset's `taxonomies_revision` (the dataset model, TAXONOMIES_DATASET_MODEL, has
+    one): a reader that cached the dataset's taxonomies compares it with the revision it cached."""
+    dataset_model = Taxonomy._meta.get_field("dataset").related_model
+    dataset_model.objects.filter(pk=dataset_id).update(taxonomies_revision=F("taxonomies_revision") + 1)

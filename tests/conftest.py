@@ -3,6 +3,7 @@
 import pytest
 
 from labeling.models import DatasetMember
+from labeling.services.annotations import _taxonomies_in_memory
 from tests.factories import DatasetFactory, DatasetMemberFactory, UserFactory
 
 
@@ -10,6 +11,12 @@ from tests.factories import DatasetFactory, DatasetMemberFactory, UserFactory
 def fast_password_hashing(settings):
     """Users are made in almost every test; the default hasher's deliberate slowness would dominate."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def no_taxonomies_kept_from_other_tests():
+    """Each test starts with the per-process taxonomy cache empty, as a fresh server process does."""
+    _taxonomies_in_memory.clear()
 
 
 @pytest.fixture(autouse=True)

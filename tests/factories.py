@@ -9,6 +9,7 @@ from PIL import Image
 
 from labeling.models import CategoryAnnotation, Dataset, DatasetMember, Item, Scene
 from taxonomies.models import Label, Taxonomy
+from taxonomies.services import taxonomies_changed
 
 
 def png_upload(name: str = "photo.png", size: tuple[int, int] = (64, 48), color: str = "red") -> SimpleUploadedFile:
@@ -52,6 +53,13 @@ class TaxonomyFactory(factory.django.DjangoModelFactory):
     dataset = factory.SubFactory(DatasetFactory)
     taxonomy_name = factory.Sequence(lambda n: f"taxonomy_{n}")
 
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        # As taxonomies.services does, so cached taxonomies are read again.
+        taxonomy = super()._create(model_class, *args, **kwargs)
+        taxonomies_changed(dataset_id=taxonomy.dataset_id)
+        return taxonomy
+
 
 class LabelFactory(factory.django.DjangoModelFactory):
     class Meta:
@@ -60,6 +68,12 @@ class LabelFactory(factory.django.DjangoModelFactory):
     taxonomy = factory.SubFactory(TaxonomyFactory)
     name = factory.Sequence(lambda n: f"label_{n}")
     position = factory.Sequence(lambda n: n)
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        label = super()._create(model_class, *args, **kwargs)
+        taxonomies_changed(dataset_id=label.taxonomy.dataset_id)
+        return label
 
 
 class ItemFactory(factory.django.DjangoModelFactory):

@@ -9,12 +9,12 @@ from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from labeling.api.annotations import AnnotationOutput
+from labeling.api.annotations import DATETIME, AnnotationOutput
 from labeling.api.base import DatasetApi
 from labeling.models import DatasetMember, Task
 from labeling.selectors import task_answers, task_list_ahead_for_user
 from labeling.services.annotations import AnnotationSaved
-from labeling.services.queue import task_draft_save, task_for_reference_id, task_next, task_skip, task_submit
+from labeling.services.queue import TaskHeld, task_draft_save, task_for_reference_id, task_next, task_skip, task_submit
 
 
 class TaskOutput(serializers.Serializer):
@@ -45,13 +45,33 @@ class TaskOutput(serializers.Serializer):
         return [{"reference_id": frame.reference_id, "image_url": frame.image_src} for frame in task.scene.frames.order_by("frame_index")]
 
 
+    def to_representation(self, task: Task) -> dict:
+        # Written out rather than through the declared fields (which document the shape): DRF
+        # copying and binding the fields for each answer is a large share of a next/ request's CPU.
+        # tests/labeling/api/test_queue_page_endpoints.py keeps both in step.
+        return {
+            "reference_id": task.target.reference_id,
+            "kind": self.get_kind(task),
+            "image_url": self.get_image_url(task),
+            "video_url": self.get_video_url(task),
+            "frames": self.get_frames(task),
+            "frame_rate": self.get_frame_rate(task),
+            "metadata": task.target.metadata,
+            "lease_expires_at": DATETIME.to_representation(task.lease_expires_at) if task.lease_expires_at else None,
+        }
+
+
 class TaskWithAnswersOutput(TaskOutput):
     annotations = serializers.SerializerMethodField(
         help_text="The current answers (drafts and finished), in the shape submit/ takes them, with their `status`."
     )
 
     def get_annotations(self, task: Task) -> list[dict]:
-        return task_answers(task=task)
+        # context["answered"] False: the queue saw no annotation of the task's target just now.
+        return task_answers(task=task) if self.context.get("answered", True) else []
+
+    def to_representation(self, task: Task) -> dict:
+        return {**super().to_representation(task), "annotations": self.get_annotations(task)}
 
 
 def saved_output(saved: list[AnnotationSaved]) -> list[dict]:
@@ -62,15 +82,19 @@ def saved_output(saved: list[AnnotationSaved]) -> list[dict]:
     return AnnotationOutput(annotations, many=True).data
 
 
+def held_output(held: TaskHeld) -> dict:
+    return TaskWithAnswersOutput(held.task, context={"answered": held.answered}).data
+
+
 class NextApi(DatasetApi):
     @extend_schema(request=None, responses={200: TaskWithAnswersOutput, 204: None})
     def post(self, request: Request, dataset_id: int) -> Response:
         """The item or scene you hold (its lease renewed), else the next one, under a lease, with its
         current `annotations` (a draft you left is restored from them); 204 when nothing is left."""
-        task = task_next(dataset=self.dataset, user=request.user)
-        if task is None:
+        held = task_next(dataset=self.dataset, user=request.user)
+        if held is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(TaskWithAnswersOutput(task).data)
+        return Response(held_output(held))
 
 
 class SubmitApi(DatasetApi):
@@ -90,11 +114,10 @@ def submit_from_request(api: DatasetApi, request: Request) -> list[AnnotationSav
     """What submit/ and submit-and-next/ share: parse the body and store the answers as finished."""
     data = SubmitApi.InputSerializer(data=request.data)
     data.is_valid(raise_exception=True)
-    task = task_for_reference_id(dataset=api.dataset, reference_id=data.validated_data["reference_id"])
     return task_submit(
         dataset=api.dataset,
         user=request.user,
-        task=task,
+        reference_id=data.validated_data["reference_id"],
         rows=data.validated_data["annotations"],
         may_change_others_work=api.dataset.role == DatasetMember.Role.ADMIN,
     )
@@ -112,9 +135,7 @@ class SubmitAndNextApi(DatasetApi):
         second step leaves the first one stored; asking next/ again is then safe)."""
         saved = submit_from_request(self, request)
         following = task_next(dataset=self.dataset, user=request.user)
-        return Response(
-            {"annotations": saved_output(saved), "next": None if following is None else TaskWithAnswersOutput(following).data}
-        )
+        return Response({"annotations": saved_output(saved), "next": None if following is None else held_output(following)})
 
 
 class SkipApi(DatasetApi):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import reduce
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
@@ -19,7 +19,7 @@ from labeling.errors import BatchInvalid, RowError
 from labeling.models import AnnotationLabel, CategoryAnnotation, Dataset, Item, Scene, Task
 from labeling.validators import validate_metadata
 from taxonomies.models import Label, Taxonomy
-from taxonomies.services import label_delete
+from taxonomies.services import label_delete, taxonomies_changed
 
 
 @dataclass(frozen=True)
@@ -53,32 +53,60 @@ def annotation_save(
     return saved
 
 
-def answers_save(*, target: Item | Scene, answers: Sequence[Answer], annotator, finished: bool) -> list[AnnotationSaved]:
+def answers_save(
+    *, target: Item | Scene, answers: Sequence[Answer], annotator, finished: bool, surely_new: bool = False
+) -> list[AnnotationSaved]:
     """Store the answers for one item or scene, at most one per taxonomy, in a number of queries
     that does not grow with the number of taxonomies.
 
     A finished annotation whose labels or metadata change gets a new version and goes back to the
     sync's pending state, in the same transaction as the change. Saving the same answer again
     changes nothing (and is reported as unchanged). A finished annotation cannot go back to draft.
+
+    `surely_new`: the caller saw no annotation of the target a moment ago (a first submit), so the
+    answers are inserted first, skipping any that an annotation made since then is in the way of;
+    only those are then read and compared. Otherwise the existing ones are read (locked) first.
     """
     for answer in answers:
         _check_answer(target=target, answer=answer, finished=finished)
     target_lookup = {"item": target} if isinstance(target, Item) else {"scene": target}
     now = timezone.now()
+    saved: dict[int, AnnotationSaved] = {}
+    labels_added: list[tuple[CategoryAnnotation, Taxonomy, int]] = []
     # No savepoint of its own: when nested (a queue submit) a failure here fails the caller too.
     with transaction.atomic(savepoint=False):
+        if surely_new:
+            fresh = {}
+            for answer in answers:
+                annotation = CategoryAnnotation(dataset_id=target.dataset_id, taxonomy=answer.taxonomy, **target_lookup)
+                _answer_apply(annotation, answer, annotator=annotator, now=now, finished=finished, was_finished=False)
+                fresh[answer.taxonomy.id] = annotation
+            _insert_unless_present(list(fresh.values()))
+            for answer in answers:
+                annotation = fresh[answer.taxonomy.id]
+                if annotation.pk is None:
+                    continue  # in the way of an annotation made since: read and compared below
+                saved[answer.taxonomy.id] = AnnotationSaved(annotation=annotation, changed=True)
+                if answer.taxonomy.multi_label:
+                    labels_added.extend((annotation, answer.taxonomy, label.id) for label in answer.labels)
+        answers_left = [answer for answer in answers if answer.taxonomy.id not in saved]
         # Locked, so the versions computed below from what was read cannot be raced.
         existing = {
             annotation.taxonomy_id: annotation
             for annotation in CategoryAnnotation.objects.select_for_update().filter(
-                taxonomy_id__in=[answer.taxonomy.id for answer in answers], **target_lookup
+                taxonomy_id__in=[answer.taxonomy.id for answer in answers_left], **target_lookup
             )
-        }
+        } if answers_left else {}
+        for answer in answers_left:
+            if answer.taxonomy.id in existing:
+                # What the caller reads next (the answer's taxonomy_name, reference_id) without a query each.
+                existing[answer.taxonomy.id].taxonomy = answer.taxonomy
+                setattr(existing[answer.taxonomy.id], next(iter(target_lookup)), target)
         chosen = _chosen_label_ids(
-            [existing[a.taxonomy.id].id for a in answers if a.taxonomy.multi_label and a.taxonomy.id in existing]
+            [existing[a.taxonomy.id].id for a in answers_left if a.taxonomy.multi_label and a.taxonomy.id in existing]
         )
-        results, created, updated, labels_added, labels_removed = [], [], [], [], []
-        for answer in answers:
+        created, updated, labels_removed = [], [], []
+        for answer in answers_left:
             new_ids = {label.id for label in answer.labels}
             annotation = existing.get(answer.taxonomy.id)
             if annotation is None:
@@ -92,22 +120,14 @@ def answers_save(*, target: Item | Scene, answers: Sequence[Answer], annotator, 
                 was_finished = annotation.is_finished
                 content_changed = new_ids != old_ids or answer.metadata != annotation.metadata
                 if not content_changed and was_finished == finished:
-                    results.append(AnnotationSaved(annotation=annotation, changed=False))
+                    saved[answer.taxonomy.id] = AnnotationSaved(annotation=annotation, changed=False)
                     continue
                 updated.append(annotation)
             if answer.taxonomy.multi_label:
-                labels_added.extend((annotation, answer.taxonomy, label_id) for label_id in new_ids - old_ids)
                 labels_removed.extend((annotation.id, label_id) for label_id in old_ids - new_ids)
-            else:
-                annotation.label = answer.labels[0] if answer.labels else None
-            annotation.metadata = answer.metadata
-            annotation.annotator = annotator
-            annotation.updated_at = now
-            if finished:
-                annotation.status = CategoryAnnotation.Status.FINISHED
-                annotation.finished_at = annotation.finished_at or now
-                _mark_for_sync(annotation, new_version=was_finished)
-            results.append(AnnotationSaved(annotation=annotation, changed=True))
+                labels_added.extend((annotation, answer.taxonomy, label_id) for label_id in new_ids - old_ids)
+            _answer_apply(annotation, answer, annotator=annotator, now=now, finished=finished, was_finished=was_finished)
+            saved[answer.taxonomy.id] = AnnotationSaved(annotation=annotation, changed=True)
         CategoryAnnotation.objects.bulk_create(created)
         if updated:
             CategoryAnnotation.objects.bulk_update(updated, fields=ANSWER_UPDATE_FIELDS)
@@ -118,7 +138,44 @@ def answers_save(*, target: Item | Scene, answers: Sequence[Answer], annotator, 
         AnnotationLabel.objects.bulk_create(
             [AnnotationLabel(annotation=a, taxonomy=taxonomy, label_id=label_id) for a, taxonomy, label_id in labels_added]
         )
-    return results
+    return [saved[answer.taxonomy.id] for answer in answers]
+
+
+def _answer_apply(annotation: CategoryAnnotation, answer: Answer, *, annotator, now, finished: bool, was_finished: bool) -> None:
+    """Put the answer's content on the annotation (the chosen labels of a multi-label one are rows
+    of their own, written by the caller)."""
+    if not answer.taxonomy.multi_label:
+        annotation.label = answer.labels[0] if answer.labels else None
+    annotation.metadata = answer.metadata
+    annotation.annotator = annotator
+    annotation.updated_at = now
+    if finished:
+        annotation.status = CategoryAnnotation.Status.FINISHED
+        annotation.finished_at = annotation.finished_at or now
+        _mark_for_sync(annotation, new_version=was_finished)
+
+
+def _insert_unless_present(annotations: list[CategoryAnnotation]) -> None:
+    """Insert the annotations in one statement, skipping each one whose (item or scene, taxonomy)
+    already has an annotation (ON CONFLICT DO NOTHING covers unique constraints only: any other
+    violation fails the statement); set the ids of the inserted ones."""
+    if not annotations:
+        return
+    fields = [field for field in CategoryAnnotation._meta.concrete_fields if not field.primary_key]
+    quote = connection.ops.quote_name
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    params = [field.get_db_prep_save(field.pre_save(annotation, add=True), connection) for annotation in annotations for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(CategoryAnnotation._meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "
+            f"VALUES {', '.join([row] * len(annotations))} ON CONFLICT DO NOTHING RETURNING id, taxonomy_id",
+            params,
+        )
+        inserted = dict((taxonomy_id, annotation_id) for annotation_id, taxonomy_id in cursor.fetchall())
+    for annotation in annotations:
+        if annotation.taxonomy_id in inserted:
+            annotation.pk = inserted[annotation.taxonomy_id]
+            annotation._state.adding = False
 
 
 ANSWER_UPDATE_FIELDS = [
@@ -362,6 +419,27 @@ def taxonomies_by_name(*, dataset: Dataset) -> dict[str, Taxonomy]:
     return {taxonomy.taxonomy_name: taxonomy for taxonomy in dataset.taxonomies.prefetch_related("labels")}
 
 
+# Per process: dataset id -> ((created_at, taxonomies_revision), its taxonomies by name).
+_taxonomies_in_memory: dict[int, tuple[tuple, dict[str, Taxonomy]]] = {}
+
+
+def taxonomies_by_name_cached(*, dataset: Dataset) -> dict[str, Taxonomy]:
+    """`taxonomies_by_name`, kept in memory per process and read again when the dataset's
+    `taxonomies_revision` has moved (every taxonomy or label change bumps it), so the labeling
+    queue's submits do not read the same taxonomies thousands of times an hour.
+
+    The dataset must have been read in this request (as the API's dataset lookup does), so its
+    revision is current. The taxonomies returned are shared between requests: read them only."""
+    # created_at tells apart a dataset that reuses a deleted one's id (SQLite reuses ids).
+    version = (dataset.created_at, dataset.taxonomies_revision)
+    cached = _taxonomies_in_memory.get(dataset.id)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    taxonomies = taxonomies_by_name(dataset=dataset)
+    _taxonomies_in_memory[dataset.id] = (version, taxonomies)
+    return taxonomies
+
+
 def tasks_mark_done_if_answered(*, dataset: Dataset, targets: Sequence[Item | Scene], user) -> int:
     """Close the queue tasks of these items or scenes whose required taxonomies all have finished
     annotations now, so the queue does not hand out work that was done another way."""
@@ -400,4 +478,5 @@ def taxonomy_remove(*, taxonomy: Taxonomy, confirm: bool) -> int:
             )
         deleted = taxonomy.annotations.count()
         taxonomy.delete()
+        taxonomies_changed(dataset_id=taxonomy.dataset_id)
     return deleted

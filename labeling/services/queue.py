@@ -6,92 +6,122 @@ Guarantees:
 - asking for the next task again returns the one the labeler already holds (and renews its lease);
 - a skipped task goes to the end of that labeler's queue only.
 
-A claim is one compare-and-set statement: `UPDATE ... WHERE id = (first claimable task) AND the
-lease is still free`. On PostgreSQL the inner SELECT takes `FOR UPDATE SKIP LOCKED`, so concurrent
-claimers step over each other's rows instead of queueing on them; SQLite has no row locks but runs
-one writer at a time, so the same statement is atomic there. Both run the same code.
+A claim is one compare-and-set statement, `UPDATE ... WHERE id = (the held task, else the first
+claimable one) AND it is still free`, run in autocommit: see `_claim_sql`. Both databases run the
+same code.
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from labeling.errors import BatchInvalid, RowError
-from labeling.models import Dataset, Task, TaskSkip
-from labeling.services.annotations import AnnotationSaved, answer_resolve, answers_save, taxonomies_by_name
+from labeling.models import CategoryAnnotation, Dataset, Item, Scene, Task, TaskSkip
+from labeling.services.annotations import AnnotationSaved, answer_resolve, answers_save, taxonomies_by_name_cached
+from taxonomies.models import Taxonomy
 
 
 class TaskHeldByAnotherLabeler(Exception):
     """The task is under another labeler's unexpired lease."""
 
 
-def task_next(*, dataset: Dataset, user) -> Task | None:
-    """The task this labeler holds (lease renewed), else the next claimable one, else None."""
+@dataclass(frozen=True)
+class TaskHeld:
+    task: Task
+    # Whether its item or scene had annotations (a draft, earlier work) when it was handed out: a
+    # reader of its answers can skip the query when it had none.
+    answered: bool
+
+
+def task_next(*, dataset: Dataset, user) -> TaskHeld | None:
+    """The task this labeler holds (lease renewed), else the next claimable one, else None.
+
+    One statement, outside any transaction (see `_claim_sql`). It can come back empty while work is
+    left in one case: the held task's lease ran out and another labeler took it between the
+    statement's lookup and its compare-and-set. Asking once more then claims another task."""
     now = timezone.now()
     expires = now + timedelta(seconds=settings.LABELING_LEASE_SECONDS)
-    with transaction.atomic():
-        task_id = (
-            _lease_renew(dataset_id=dataset.id, user_id=user.id, now=now, expires=expires)
-            or _claim(dataset_id=dataset.id, user_id=user.id, now=now, expires=expires, among_skipped=False)
-            or _claim(dataset_id=dataset.id, user_id=user.id, now=now, expires=expires, among_skipped=True)
-        )
-    if task_id is None:
-        return None
-    return Task.objects.select_related("item", "scene").get(pk=task_id)
+    for _attempt in range(2):
+        task_id = _execute_returning_id(_claim_sql(), _claim_params(dataset_id=dataset.id, user_id=user.id, now=now, expires=expires))
+        if task_id is not None:
+            # Whether it has annotations comes with the task, not from the claim's RETURNING: SQLite
+            # 3.40 answers a correlated subquery there for the wrong row.
+            task = (
+                Task.objects.select_related("item", "scene")
+                .annotate(
+                    answered=Exists(CategoryAnnotation.objects.filter(item_id=OuterRef("item_id")))
+                    | Exists(CategoryAnnotation.objects.filter(scene_id=OuterRef("scene_id")))
+                )
+                .get(pk=task_id)
+            )
+            return TaskHeld(task=task, answered=task.answered)
+    return None
 
 
-def _lease_renew(*, dataset_id: int, user_id: int, now, expires) -> int | None:
-    # A labeler holds at most one open task per dataset: they only claim when this finds nothing.
-    return _execute_returning_id(
-        f"UPDATE {_table(Task)} SET lease_expires_at = %s "
-        f"WHERE holder_id = %s AND dataset_id = %s AND state = 'open' AND lease_expires_at >= %s RETURNING id",
-        [expires, user_id, dataset_id, now],
-    )
+def _claim_sql() -> str:
+    """The claim: lease the task this labeler already holds, else the first free task they did not
+    skip (queue order), else the free task they skipped longest ago. COALESCE evaluates its
+    arguments in order and stops at the first non-null one, so a labeler who holds a task costs one
+    index lookup and a claim never looks at skipped rows while unskipped ones are left.
 
-
-def _claim(*, dataset_id: int, user_id: int, now, expires, among_skipped: bool) -> int | None:
-    """Take the first claimable task: not skipped by this labeler (in queue order), or, once those
-    are gone, the ones this labeler skipped (oldest skip first)."""
+    The outer condition is the compare-and-set: the row is still open and still free (or still
+    this labeler's) when the UPDATE reaches it. On PostgreSQL the candidate lookups take `FOR UPDATE
+    SKIP LOCKED`, so concurrent claimers step over each other's rows instead of queueing on them;
+    SQLite has no row locks but runs one writer at a time, so the same statement is atomic there."""
+    task, skip = _table(Task), _table(TaskSkip)
     lock = " FOR UPDATE OF t SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    if among_skipped:
-        candidates = (
-            f"SELECT t.id FROM {_table(Task)} t JOIN {_table(TaskSkip)} s ON s.task_id = t.id AND s.user_id = %s "
-            f"WHERE t.dataset_id = %s AND t.state = 'open' AND (t.lease_expires_at IS NULL OR t.lease_expires_at < %s) "
-            f"ORDER BY s.skipped_at, t.id LIMIT 1{lock}"
-        )
-    else:
-        candidates = (
-            f"SELECT t.id FROM {_table(Task)} t "
-            f"WHERE t.dataset_id = %s AND t.state = 'open' AND (t.lease_expires_at IS NULL OR t.lease_expires_at < %s) "
-            f"AND NOT EXISTS (SELECT 1 FROM {_table(TaskSkip)} s WHERE s.task_id = t.id AND s.user_id = %s) "
-            f"ORDER BY t.id LIMIT 1{lock}"
-        )
-    candidate_params = [user_id, dataset_id, now] if among_skipped else [dataset_id, now, user_id]
-    # The outer condition repeats the lease test: it is the compare-and-set that a concurrent claim
-    # of the same row (possible on backends without SKIP LOCKED) would fail.
-    return _execute_returning_id(
-        f"UPDATE {_table(Task)} SET holder_id = %s, lease_expires_at = %s "
-        f"WHERE id = ({candidates}) AND state = 'open' AND (lease_expires_at IS NULL OR lease_expires_at < %s) "
-        f"RETURNING id",
-        [user_id, expires, *candidate_params, now],
+    free = "t.dataset_id = %s AND t.state = 'open' AND (t.lease_expires_at IS NULL OR t.lease_expires_at < %s)"
+    held = f"SELECT h.id FROM {task} h WHERE h.holder_id = %s AND h.dataset_id = %s AND h.state = 'open' AND h.lease_expires_at >= %s LIMIT 1"
+    unskipped = (
+        f"SELECT t.id FROM {task} t WHERE {free} "
+        f"AND NOT EXISTS (SELECT 1 FROM {skip} s WHERE s.task_id = t.id AND s.user_id = %s) "
+        f"ORDER BY t.id LIMIT 1{lock}"
     )
+    skipped = (
+        f"SELECT t.id FROM {task} t JOIN {skip} s ON s.task_id = t.id AND s.user_id = %s "
+        f"WHERE {free} ORDER BY s.skipped_at, t.id LIMIT 1{lock}"
+    )
+    return (
+        f"UPDATE {task} SET holder_id = %s, lease_expires_at = %s "
+        f"WHERE id = COALESCE(({held}), ({unskipped}), ({skipped})) "
+        f"AND state = 'open' AND (holder_id = %s OR lease_expires_at IS NULL OR lease_expires_at < %s) "
+        f"RETURNING id"
+    )
+
+
+def _claim_params(*, dataset_id: int, user_id: int, now, expires) -> list:
+    return [
+        user_id, expires,
+        user_id, dataset_id, now,  # held
+        dataset_id, now, user_id,  # unskipped
+        user_id, dataset_id, now,  # skipped
+        user_id, now,  # compare-and-set
+    ]
 
 
 def task_submit(
-    *, dataset: Dataset, user, task: Task, rows: Sequence[dict], may_change_others_work: bool = False
+    *, dataset: Dataset, user, reference_id: str, rows: Sequence[dict], may_change_others_work: bool = False
 ) -> list[AnnotationSaved]:
-    """Store the labeler's answers for a task as finished annotations and close the task, in one
-    transaction. Every required taxonomy that applies must be answered. Submitting a task again
-    (going back to change it) is allowed unless another labeler holds it now; a task another
-    labeler finished can be changed only with `may_change_others_work` (dataset admins)."""
-    if task.state == Task.State.DONE and task.done_by_id not in (None, user.id) and not may_change_others_work:
-        raise PermissionDenied("Another labeler finished this; only an admin of the dataset can change it.")
-    target = task.target
-    taxonomies = taxonomies_by_name(dataset=dataset)
+    """Store the labeler's answers for the item or scene with this reference_id as finished
+    annotations and close its task, in one transaction. Every required taxonomy that applies must be
+    answered. Submitting a task again (going back to change it) is allowed unless another labeler
+    holds it now; a task another labeler finished can be changed only with `may_change_others_work`
+    (dataset admins).
+
+    The dataset must have been read in this request (its taxonomies come from the per-process cache).
+    Answers are checked before the database is touched; then one statement closes the task (with
+    every condition above in its WHERE) and says whether the target has annotations already, so a
+    first answer is stored with one INSERT."""
+    target_model, target_column = (Item, "item_id") if dataset.kind == Dataset.Kind.IMAGES else (Scene, "scene_id")
+    # The target's id is known once the task is closed; the checks need only its kind and dataset.
+    target = target_model(dataset_id=dataset.id, reference_id=reference_id)
+    taxonomies = taxonomies_by_name_cached(dataset=dataset)
     answers, errors = [], []
     for index, row in enumerate(rows):
         answer, row_errors = answer_resolve(taxonomies=taxonomies, target=target, row=row, index=index)
@@ -101,23 +131,42 @@ def task_submit(
     answered = [row.get("taxonomy_name") for row in rows if isinstance(row, dict)]
     for name in sorted({name for name in answered if answered.count(name) > 1}):
         errors.append(RowError(index=None, field="annotations", message=f"“{name}” is answered more than once."))
-    applies = (lambda t: t.applies_to_scenes()) if task.scene_id else (lambda t: t.applies_to_items())
+    applies = Taxonomy.applies_to_items if target_model is Item else Taxonomy.applies_to_scenes
     for taxonomy in taxonomies.values():
         if taxonomy.required and applies(taxonomy) and taxonomy.taxonomy_name not in answered:
             errors.append(
                 RowError(index=None, field=taxonomy.taxonomy_name, message=f"“{taxonomy.taxonomy_name}” is required: choose a label.")
             )
     if errors:
+        # An unknown reference_id or someone else's work is the first thing to say.
+        _submit_refusal_check(dataset=dataset, user=user, reference_id=reference_id, may_change_others_work=may_change_others_work)
         raise BatchInvalid(errors)
+    now = timezone.now()
+    task, annotation = _table(Task), _table(CategoryAnnotation)
     with transaction.atomic():
-        closed = _execute_returning_id(
-            f"UPDATE {_table(Task)} SET state = 'done', holder_id = NULL, lease_expires_at = NULL, done_by_id = %s, done_at = %s "
-            f"WHERE id = %s AND (holder_id IS NULL OR holder_id = %s OR lease_expires_at < %s) RETURNING id",
-            [user.id, timezone.now(), task.id, user.id, timezone.now()],
-        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {task} SET state = 'done', holder_id = NULL, lease_expires_at = NULL, done_by_id = %s, done_at = %s "
+                f"WHERE {target_column} = (SELECT id FROM {_table(target_model)} WHERE dataset_id = %s AND reference_id = %s) "
+                f"AND (holder_id IS NULL OR holder_id = %s OR lease_expires_at < %s) "
+                f"AND (state = 'open' OR done_by_id IS NULL OR done_by_id = %s OR %s) "
+                f"RETURNING {target_column}, EXISTS (SELECT 1 FROM {annotation} a WHERE a.{target_column} = {task}.{target_column})",
+                [user.id, now, dataset.id, reference_id, user.id, now, user.id, may_change_others_work],
+            )
+            closed = cursor.fetchone()
         if closed is None:
+            _submit_refusal_check(dataset=dataset, user=user, reference_id=reference_id, may_change_others_work=may_change_others_work)
             raise TaskHeldByAnotherLabeler()
-        return answers_save(target=target, answers=answers, annotator=user, finished=True)
+        target.pk, already_answered = closed
+        return answers_save(target=target, answers=answers, annotator=user, finished=True, surely_new=not already_answered)
+
+
+def _submit_refusal_check(*, dataset: Dataset, user, reference_id: str, may_change_others_work: bool) -> None:
+    """Raise what stops a submit other than its answers: an unknown reference_id, or a task another
+    labeler finished (for a labeler who may not change others' work)."""
+    task = task_for_reference_id(dataset=dataset, reference_id=reference_id)
+    if task.state == Task.State.DONE and task.done_by_id not in (None, user.id) and not may_change_others_work:
+        raise PermissionDenied("Another labeler finished this; only an admin of the dataset can change it.")
 
 
 def task_skip(*, user, task: Task) -> None:
@@ -160,7 +209,7 @@ def task_draft_save(*, dataset: Dataset, user, task: Task, rows: Sequence[dict])
         raise TaskHeldByAnotherLabeler()
     if task.holder_id is None:
         raise ValidationError({"reference_id": "Take the task with next before saving a draft of it."})
-    taxonomies = taxonomies_by_name(dataset=dataset)
+    taxonomies = taxonomies_by_name_cached(dataset=dataset)
     answers, errors = [], []
     for index, row in enumerate(rows):
         answer, row_errors = answer_resolve(taxonomies=taxonomies, target=task.target, row=row, index=index, draft=True)

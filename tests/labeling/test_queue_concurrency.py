@@ -26,8 +26,8 @@ def claim_all_at_once(dataset, users) -> list[int | None]:
     def claim(position: int, user) -> None:
         try:
             start.wait()
-            task = task_next(dataset=dataset, user=user)
-            claimed[position] = task.id if task else None
+            held = task_next(dataset=dataset, user=user)
+            claimed[position] = held.task.id if held else None
         except BaseException as error:  # reported below: a thread's exception would otherwise vanish
             failures.append(error)
         finally:

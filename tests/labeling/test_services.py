@@ -8,7 +8,7 @@ from PIL import Image
 
 from labeling.errors import BatchInvalid
 from labeling.models import AnnotationLabel, CategoryAnnotation, Dataset, DatasetMember, Item, Scene
-from labeling.services.annotations import annotation_save, label_remove
+from labeling.services.annotations import Answer, annotation_save, answers_save, label_remove
 from labeling.services.datasets import dataset_create, dataset_member_set
 from labeling.services.items import item_create, scene_create
 from taxonomies.models import Label
@@ -208,6 +208,42 @@ class TestAnnotationSave:
         assert sorted(saved.annotation.chosen_label_names()) == ["logo", "striped"]
         emptied = annotation_save(target=item, taxonomy=attributes, labels=[], annotator=labeler, finished=True)
         assert emptied.annotation.chosen_label_names() == [] and emptied.annotation.version == 2
+
+    @pytest.mark.parametrize("multi_label", [False, True], ids=["single-label", "multi-label"])
+    def test_an_insert_first_save_over_an_annotation_made_meanwhile_compares_it_as_usual(
+        self, dataset, clothing_type, attributes, labeler, multi_label
+    ):
+        # A first submit inserts first (surely_new); a draft saved between its check and its insert
+        # must still end as one annotation, finished, and a re-save of a finished one a new version.
+        taxonomy, first, second = (attributes, "striped", "logo") if multi_label else (clothing_type, "shirt", "pants")
+        item = ItemFactory(dataset=dataset)
+        draft = annotation_save(target=item, taxonomy=taxonomy, labels=[label(taxonomy, first)], annotator=labeler, finished=False)
+
+        def save(name):
+            answer = Answer(target=item, taxonomy=taxonomy, labels=[label(taxonomy, name)], metadata={})
+            (saved,) = answers_save(target=item, answers=[answer], annotator=labeler, finished=True, surely_new=True)
+            return saved
+
+        finished = save(first)
+        relabelled = save(second)
+
+        assert finished.annotation.pk == relabelled.annotation.pk == draft.annotation.pk
+        assert (finished.annotation.status, finished.annotation.version) == ("finished", 1)
+        assert (relabelled.changed, relabelled.annotation.version) == (True, 2)
+        assert CategoryAnnotation.objects.get().chosen_label_names() == [second]
+
+    def test_an_insert_first_save_of_new_answers_stores_them_with_their_chosen_labels(self, dataset, clothing_type, attributes, labeler):
+        item = ItemFactory(dataset=dataset)
+        answers = [
+            Answer(target=item, taxonomy=clothing_type, labels=[label(clothing_type, "shirt")], metadata={"note": "faint"}),
+            Answer(target=item, taxonomy=attributes, labels=[label(attributes, "striped"), label(attributes, "logo")], metadata={}),
+        ]
+        saved = answers_save(target=item, answers=answers, annotator=labeler, finished=True, surely_new=True)
+        stored = {annotation.taxonomy_id: annotation for annotation in CategoryAnnotation.objects.all()}
+        assert [result.annotation.pk for result in saved] == [stored[clothing_type.id].pk, stored[attributes.id].pk]
+        assert stored[clothing_type.id].metadata == {"note": "faint"}
+        assert sorted(stored[attributes.id].chosen_label_names()) == ["logo", "striped"]
+        assert {(a.status, a.sync_state, a.version) for a in stored.values()} == {("finished", "pending", 1)}
 
     def test_it_refuses_a_list_for_a_single_label_taxonomy(self, dataset, clothing_type, labeler):
         item = ItemFactory(dataset=dataset)

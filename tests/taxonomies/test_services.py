@@ -8,6 +8,7 @@ from taxonomies.services import (
     taxonomy_add_labels,
     taxonomy_create,
     taxonomy_reorder_labels,
+    taxonomy_update,
 )
 from tests.factories import CategoryAnnotationFactory
 
@@ -110,3 +111,32 @@ def test_deleting_a_label_in_use_is_refused_with_a_clear_message(clothing_type):
     with pytest.raises(ValidationError, match="“shirt” is used by 1 annotation"):
         label_delete(label=shirt)
     assert Label.objects.filter(pk=shirt.pk).exists()
+
+
+def revision_of(dataset) -> int:
+    dataset.refresh_from_db(fields=["taxonomies_revision"])
+    return dataset.taxonomies_revision
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda taxonomy: taxonomy_create(dataset=taxonomy.dataset, taxonomy_name="quality", labels=["good", "bad"]),
+        lambda taxonomy: taxonomy_update(taxonomy=taxonomy, taxonomy_name="kind", applies_to=taxonomy.applies_to, required=False, position=5),
+        lambda taxonomy: taxonomy_add_labels(taxonomy=taxonomy, labels=["hat"]),
+        lambda taxonomy: label_update(label=taxonomy.labels.first(), name="tee", hotkey="t", position=0),
+        lambda taxonomy: taxonomy_reorder_labels(taxonomy=taxonomy, label_ids=list(taxonomy.labels.values_list("id", flat=True))[::-1]),
+        lambda taxonomy: label_delete(label=taxonomy.labels.last()),
+    ],
+    ids=["create", "update", "add labels", "rename a label", "reorder labels", "delete a label"],
+)
+def test_every_change_bumps_the_datasets_taxonomies_revision_for_readers_that_cache_them(clothing_type, change):
+    before = revision_of(clothing_type.dataset)
+    change(clothing_type)
+    assert revision_of(clothing_type.dataset) > before
+
+
+def test_adding_only_labels_the_taxonomy_has_leaves_the_revision_alone(clothing_type):
+    before = revision_of(clothing_type.dataset)
+    taxonomy_add_labels(taxonomy=clothing_type, labels=[label.name for label in clothing_type.labels.all()])
+    assert revision_of(clothing_type.dataset) == before

@@ -9,7 +9,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from labeling.models import CategoryAnnotation, Dataset, DatasetMember, Task
-from taxonomies.services import taxonomy_create
+from taxonomies.models import Label
+from taxonomies.services import label_update, taxonomy_add_labels, taxonomy_create
 from tests.factories import DatasetFactory, DatasetMemberFactory, UserFactory
 from tests.labeling.api.support import errors_of, item_with_task, row_counts, token_client, url
 
@@ -265,34 +266,33 @@ def answers(dataset: Dataset) -> list[dict]:
 
 class TestQueryCounts:
     """Counted inside the test's transaction, so atomic() blocks show as SAVEPOINT / RELEASE (in
-    production they are BEGIN / COMMIT, which Django does not log as queries)."""
+    production they are BEGIN / COMMIT, which Django logs as queries too)."""
 
     # next, whatever the dataset holds:
     #  1. SELECT authtoken_token JOIN auth_user            TokenAuthentication
     #  2. SELECT labeling_dataset JOIN datasetmember        dataset_get_for_user (with the role)
-    #  3. SAVEPOINT                                         task_next's atomic()
-    #  4. UPDATE labeling_task ... RETURNING id            renew a lease bob holds (none here)
-    #  5. UPDATE labeling_task WHERE id = (SELECT ...)     claim the first free task (compare-and-set)
-    #  6. RELEASE SAVEPOINT
-    #  7. SELECT labeling_task JOIN item LEFT JOIN scene    the claimed task, for the answer
-    #  8. SELECT labeling_categoryannotation JOIN taxonomy  task_answers: its current answers (none here;
-    #                                                       with some, one more for the chosen labels)
-    NEXT_QUERIES = 8
+    #  3. UPDATE labeling_task WHERE id = COALESCE(...)     renew bob's lease, else claim (compare-and-set);
+    #                                                       RETURNING whether the item has annotations
+    #  4. SELECT labeling_task JOIN item LEFT JOIN scene    the task, for the answer
+    NEXT_QUERIES = 4
+    # An item with annotations (a draft left, work to change): two more queries read them and the
+    # chosen labels of multi-label ones.
+    ANSWERS_READ_QUERIES = 2
 
-    # submit of an item, whatever the number of taxonomies, labels and items:
+    # submit of an item, whatever the number of taxonomies, labels and items, once the process has
+    # the dataset's taxonomies in memory:
     #  1. SELECT authtoken_token JOIN auth_user            TokenAuthentication
-    #  2. SELECT labeling_dataset JOIN datasetmember        dataset_get_for_user
-    #  3. SELECT labeling_task JOIN item LEFT JOIN scene    task_for_reference_id
-    #  4. SELECT taxonomies_taxonomy                        taxonomies_by_name
-    #  5. SELECT taxonomies_label WHERE taxonomy_id IN      ... its prefetched labels
-    #  6. SAVEPOINT                                         task_submit's atomic()
-    #  7. UPDATE labeling_task SET state = 'done' ...       close the task unless another labeler holds it
-    #  8. SELECT labeling_categoryannotation (FOR UPDATE)   answers_save: the existing annotations, locked
-    #  9. INSERT labeling_categoryannotation                ... every new one in one statement
-    # 10. RELEASE SAVEPOINT                                 end of task_submit's atomic()
-    SUBMIT_QUERIES = 10
+    #  2. SELECT labeling_dataset JOIN datasetmember        dataset_get_for_user (with taxonomies_revision)
+    #  3. SAVEPOINT                                         task_submit's atomic()
+    #  4. UPDATE labeling_task SET state = 'done' ...       close the task unless another labeler holds it;
+    #                                                       RETURNING whether the item has annotations
+    #  5. INSERT labeling_categoryannotation ... ON CONFLICT DO NOTHING   every answer in one statement
+    #  6. RELEASE SAVEPOINT                                 end of task_submit's atomic()
+    SUBMIT_QUERIES = 6
+    # The first submit of a process (or after a taxonomy changed) reads the taxonomies and labels.
+    TAXONOMY_READ_QUERIES = 2
 
-    def test_next_takes_the_same_eight_queries_with_5_taxonomies_and_200_items_as_with_1_and_10(self, labeler):
+    def test_next_takes_the_same_four_queries_with_5_taxonomies_and_200_items_as_with_1_and_10(self, labeler):
         client = token_client(labeler)
         small = labeling_dataset(name="small", labeler=labeler, taxonomies=1, labels=3, items=10)
         large = labeling_dataset(name="large", labeler=labeler, taxonomies=5, labels=40, items=200)
@@ -301,23 +301,65 @@ class TestQueryCounts:
         assert (small_response.status_code, large_response.status_code) == (200, 200)
         assert small_count == large_count == self.NEXT_QUERIES
 
+    def test_next_takes_the_same_queries_when_renewing_the_lease_of_a_held_item(self, labeler):
+        client = token_client(labeler)
+        dataset = labeling_dataset(name="small", labeler=labeler, taxonomies=1, labels=3, items=10)
+        first = next_reference_id(client, dataset)
+        count, response = queries_during(lambda: next_task(client, dataset))
+        assert (response.json()["reference_id"], count) == (first, self.NEXT_QUERIES)
+
+    def test_next_reads_the_answers_of_an_item_that_has_some(self, labeler):
+        client = token_client(labeler)
+        dataset = labeling_dataset(name="small", labeler=labeler, taxonomies=2, labels=3, items=10)
+        first = next_reference_id(client, dataset)
+        client.post(url("draft", dataset_id=dataset.id), {"reference_id": first, "annotations": [{"taxonomy_name": "t0", "label": "l1"}]}, format="json")
+        count, response = queries_during(lambda: next_task(client, dataset))
+        assert response.json()["annotations"] == [{"taxonomy_name": "t0", "label": "l1", "metadata": {}, "status": "draft"}]
+        assert count == self.NEXT_QUERIES + self.ANSWERS_READ_QUERIES
+
     def test_next_for_a_scene_adds_one_query_for_its_frames(self, admin_client, labeler_client, scene_dataset):
         frames = [{"reference_id": f"f{n}", "image_url": f"https://images.example.com/f{n}.jpg"} for n in range(50)]
         admin_client.post(url("scene-list", dataset_id=scene_dataset.id), [{"reference_id": "drive_1", "frames": frames}], format="json")
         count, response = queries_during(lambda: next_task(labeler_client, scene_dataset))
         assert (response.status_code, count) == (200, self.NEXT_QUERIES + 1)
 
-    def test_submit_takes_the_same_ten_queries_with_200_items_and_40_labels_as_with_10_and_3(self, labeler):
+    def test_submit_takes_the_same_six_queries_with_200_items_and_40_labels_as_with_10_and_3(self, labeler):
         client = token_client(labeler)
         small = labeling_dataset(name="small", labeler=labeler, taxonomies=1, labels=3, items=10)
         large = labeling_dataset(name="large", labeler=labeler, taxonomies=1, labels=40, items=200)
         counts = []
         for dataset in (small, large):
-            reference_id, rows = next_reference_id(client, dataset), answers(dataset)
-            count, response = queries_during(lambda: submit(client, dataset, reference_id, rows))
-            assert response.status_code == 200
+            for _first_then_measured in range(2):
+                reference_id, rows = next_reference_id(client, dataset), answers(dataset)
+                count, response = queries_during(lambda: submit(client, dataset, reference_id, rows))
+                assert response.status_code == 200
             counts.append(count)
         assert counts == [self.SUBMIT_QUERIES] * 2
+
+    def test_the_first_submit_reads_the_taxonomies_and_a_changed_taxonomy_is_read_again(self, labeler):
+        client = token_client(labeler)
+        dataset = labeling_dataset(name="small", labeler=labeler, taxonomies=1, labels=3, items=10)
+        add_label = lambda: taxonomy_add_labels(taxonomy=dataset.taxonomies.get(), labels=["new"])  # noqa: E731
+        counts = []
+        for label, change_first in (("l0", None), ("l0", None), ("new", add_label), ("new", None)):
+            if change_first:
+                change_first()
+            reference_id = next_reference_id(client, dataset)
+            count, response = queries_during(lambda: submit(client, dataset, reference_id, [{"taxonomy_name": "t0", "label": label}]))
+            assert response.status_code == 200, response.content
+            counts.append(count)
+        read = self.SUBMIT_QUERIES + self.TAXONOMY_READ_QUERIES
+        assert counts == [read, self.SUBMIT_QUERIES, read, self.SUBMIT_QUERIES]
+
+    def test_a_cached_taxonomy_list_is_not_kept_after_a_label_is_renamed(self, labeler):
+        client = token_client(labeler)
+        dataset = labeling_dataset(name="small", labeler=labeler, taxonomies=1, labels=3, items=10)
+        submit(client, dataset, next_reference_id(client, dataset), [{"taxonomy_name": "t0", "label": "l0"}])
+        label = Label.objects.get(taxonomy__dataset=dataset, name="l1")
+        label_update(label=label, name="renamed", hotkey="", position=label.position)
+        response = submit(client, dataset, next_reference_id(client, dataset), [{"taxonomy_name": "t0", "label": "l1"}])
+        assert response.status_code == 400
+        assert "Not a label of “t0”: l1" in errors_of(response)[0]["message"]
 
     def test_submit_does_not_take_more_queries_with_5_taxonomies_than_with_1(self, labeler):
         client = token_client(labeler)

@@ -1,7 +1,8 @@
 """The Celery application: `celery -A config worker` and `celery -A config beat`.
 
 Configuration comes from Django's settings (the CELERY_* names); with no broker URL set, tasks run
-eagerly in the calling process so the embedded default needs no Redis.
+eagerly in the calling process so the embedded default needs no Redis. `celery beat` runs
+CELERY_BEAT_SCHEDULE from the settings: the Nucleus sync's sweep (`labeling.sync_sweep`).
 """
 
 import os

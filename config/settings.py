@@ -173,7 +173,15 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Redis redelivers an unacknowledged message after the visibility timeout; every task's hard time
 # limit stays below it so a slow task is never run twice at once.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+    # Publishing (from a web request, after its commit) gives up at once when the broker is down,
+    # instead of retrying for ~6 s: the outbox keeps the work and the sweep enqueues it later.
+    # Workers reconnect by their own rules (broker_connection_retry), not these.
+    "max_retries": 1,
+    "interval_start": 0,
+    "socket_connect_timeout": 5,
+}
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 1800)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
 if CELERY_TASK_TIME_LIMIT >= CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]:
@@ -183,6 +191,35 @@ if CELERY_TASK_TIME_LIMIT >= CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout
 # Without an API key the sync stays pending (and says why) instead of failing.
 NUCLEUS_API_KEY = env_str("NUCLEUS_API_KEY")
 NUCLEUS_ENDPOINT = env_str("NUCLEUS_ENDPOINT", "https://api.scale.com/v1/nucleus")
+# Payloads per annotate request (a multi-label annotation is one payload per label of its taxonomy).
+NUCLEUS_BATCH_SIZE = env_int("NUCLEUS_BATCH_SIZE", 5000)
+# Connect and read timeout of each request to Nucleus (the SDK's own default is 120 s).
+NUCLEUS_TIMEOUT_SECONDS = env_int("NUCLEUS_TIMEOUT_SECONDS", 120)
+# A worker holds the batch it is sending this long; if it dies, the batch is sent again after that.
+# Renewed right before the annotate request, so it must outlast one request.
+NUCLEUS_SYNC_CLAIM_SECONDS = env_int("NUCLEUS_SYNC_CLAIM_SECONDS", 600)
+# Retries of 429, 5xx, timeouts and broken connections: exponential backoff with full jitter from
+# BASE up to MAX seconds (or what Retry-After asks), then the annotation is marked failed.
+NUCLEUS_SYNC_MAX_ATTEMPTS = env_int("NUCLEUS_SYNC_MAX_ATTEMPTS", 8)
+NUCLEUS_SYNC_BACKOFF_BASE_SECONDS = env_int("NUCLEUS_SYNC_BACKOFF_BASE_SECONDS", 10)
+NUCLEUS_SYNC_BACKOFF_MAX_SECONDS = env_int("NUCLEUS_SYNC_BACKOFF_MAX_SECONDS", 3600)
+# How often `celery beat` re-enqueues datasets with annotations waiting (lost messages, retries due,
+# batches of a worker that died).
+NUCLEUS_SYNC_SWEEP_SECONDS = env_int("NUCLEUS_SYNC_SWEEP_SECONDS", 60)
+if NUCLEUS_BATCH_SIZE < 1 or NUCLEUS_SYNC_MAX_ATTEMPTS < 1 or NUCLEUS_SYNC_SWEEP_SECONDS < 1:
+    raise ImproperlyConfigured(
+        "NUCLEUS_BATCH_SIZE, NUCLEUS_SYNC_MAX_ATTEMPTS and NUCLEUS_SYNC_SWEEP_SECONDS must be at least 1"
+    )
+if NUCLEUS_SYNC_CLAIM_SECONDS <= NUCLEUS_TIMEOUT_SECONDS:
+    raise ImproperlyConfigured("NUCLEUS_SYNC_CLAIM_SECONDS must be above NUCLEUS_TIMEOUT_SECONDS")
+CELERY_BEAT_SCHEDULE = {
+    "labeling-sync-sweep": {
+        "task": "labeling.sync_sweep",
+        "schedule": NUCLEUS_SYNC_SWEEP_SECONDS,
+        # A sweep that waited longer than the next one is useless: drop it instead of piling up.
+        "options": {"expires": NUCLEUS_SYNC_SWEEP_SECONDS},
+    },
+}
 
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {

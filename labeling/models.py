@@ -324,6 +324,12 @@ class CategoryAnnotation(models.Model):
     sync_attempts = models.PositiveIntegerField(default=0)
     sync_next_attempt_at = models.DateTimeField(null=True, blank=True)
     sync_error = models.TextField(blank=True, help_text="Nucleus's last error for this annotation.")
+    # The sync's claim: the worker whose token is here is sending this annotation until
+    # sync_claimed_until; after that (the worker died) another worker may send it again.
+    sync_claim = models.CharField(
+        max_length=32, null=True, blank=True, editable=False, help_text="Token of the sync sending it now."
+    )
+    sync_claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["id"]
@@ -363,6 +369,11 @@ class CategoryAnnotation(models.Model):
                 | Q(status="finished", sync_state__in=["pending", "synced", "failed"]),
                 name="labeling_categoryannotation_sync_state_matches_status",
             ),
+            models.CheckConstraint(
+                condition=Q(sync_claim__isnull=True, sync_claimed_until__isnull=True)
+                | Q(sync_claim__isnull=False, sync_claimed_until__isnull=False, sync_state="pending"),
+                name="labeling_categoryannotation_sync_claim_is_pending_with_expiry",
+            ),
             CompositeForeignKey(
                 fields=["label", "taxonomy"],
                 to_fields=["id", "taxonomy"],
@@ -394,6 +405,13 @@ class CategoryAnnotation(models.Model):
                 fields=["sync_next_attempt_at"],
                 condition=Q(sync_state="pending"),
                 name="labeling_annotation_sync_due",
+            ),
+            # The sync's claim: "the first pending annotations of this dataset in id order", and
+            # the sweep's "datasets with pending annotations".
+            models.Index(
+                fields=["dataset", "id"],
+                condition=Q(sync_state="pending"),
+                name="labeling_annotation_sync_queue",
             ),
         ]
 

@@ -2,10 +2,27 @@
 acknowledged late so a worker that dies mid-task leaves the message to be run again."""
 
 from celery import shared_task
+from django.conf import settings
 
 from labeling.services.images import item_image_sizes_fill
+from labeling.services.sync import sync_run, sync_sweep
 
 
 @shared_task(name="labeling.items_fill_image_sizes", acks_late=True, reject_on_worker_lost=True)
 def items_fill_image_sizes(item_ids: list[int]) -> int:
     return item_image_sizes_fill(item_ids=item_ids)
+
+
+@shared_task(name="labeling.sync_dataset", acks_late=True, reject_on_worker_lost=True)
+def sync_dataset(dataset_id: int) -> dict:
+    """Send the dataset's pending annotations to Nucleus. Idempotent: it sends only what is pending,
+    with update=True. It stops starting batches half-way through its soft time limit and enqueues a
+    successor for the rest, so it never runs into the limit (which is below the visibility timeout)."""
+    return sync_run(dataset_id=dataset_id, time_budget=settings.CELERY_TASK_SOFT_TIME_LIMIT / 2).as_dict()
+
+
+@shared_task(name="labeling.sync_sweep", acks_late=True, reject_on_worker_lost=True)
+def sync_sweep_task() -> list[int]:
+    """Run by `celery beat` every NUCLEUS_SYNC_SWEEP_SECONDS: enqueue a sync of every dataset with
+    annotations pending and due."""
+    return sync_sweep()

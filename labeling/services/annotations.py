@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from labeling.errors import BatchInvalid, RowError
 from labeling.models import AnnotationLabel, CategoryAnnotation, Dataset, Item, Scene, Task
+from labeling.services.sync import sync_enqueue_on_commit
 from labeling.validators import validate_metadata
 from taxonomies.models import Label, Taxonomy
 from taxonomies.services import label_delete, taxonomies_changed
@@ -231,6 +232,7 @@ def _mark_for_sync(annotation: CategoryAnnotation, *, new_version: bool) -> None
     annotation.sync_attempts = 0
     annotation.sync_next_attempt_at = None
     annotation.sync_error = ""
+    sync_enqueue_on_commit(dataset_id=annotation.dataset_id)
 
 
 @dataclass(frozen=True)
@@ -291,6 +293,7 @@ def label_remove(*, label: Label, relabel_to: Label | None = None, drop_from_ann
             sync_error="",
             updated_at=timezone.now(),
         )
+        sync_enqueue_on_commit(dataset_id=taxonomy.dataset_id)
         label_delete(label=label)
     return LabelRemoval(relabelled_finished=len(finished_ids), relabelled_drafts=len(draft_ids))
 

@@ -1,0 +1,616 @@
+"""The sync to Nucleus: every finished annotation arrives there as the SDK builds it, through faults.
+
+**The outbox is the truth.** Saving a finished annotation bumps its `version` and sets `sync_state`
+to pending in the same transaction (`labeling.services.annotations`), then `sync_enqueue_on_commit`
+publishes `labeling.sync_dataset` after the commit. A lost message, a broker outage or a dead worker
+only delays the sync: `sync_sweep` (run by `celery beat`) re-enqueues every dataset with annotations
+that are pending and due.
+
+**One batch, one sender.** A worker claims a batch with one compare-and-set UPDATE that stamps a
+token and a lease (`sync_claim`, `sync_claimed_until`) on pending rows nobody holds, stepping over
+rows another claimer has locked (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite runs one writer at a
+time, so the same statement is atomic there). It reads the rows with their `version`, leaves the
+database (no transaction is open while it talks to Nucleus), makes sure their taxonomies exist on
+Nucleus, sends ONE annotate request (`update=True`, so sending twice is harmless) and reconciles
+with UPDATEs conditioned on its token and on the version it sent: an annotation relabelled while in
+flight stays pending and goes again; one whose taxonomy was rebuilt meanwhile lost the token and
+goes again. A worker that dies leaves its lease to expire; the batch is then claimed and sent again.
+
+**Reading the answer.** Nucleus answers HTTP 200 even when annotations fail, with `errors` (strings)
+and counts. An error that names an annotation's reference_id and taxonomy_name marks that
+annotation failed with the message (re-sending the same content would fail the same way). The others
+are marked synced only when the counts account for every payload; otherwise nobody can tell which
+of them Nucleus kept, so they are retried like a fault (re-sending is idempotent) and, after
+`NUCLEUS_SYNC_MAX_ATTEMPTS`, marked failed. 429, 5xx, timeouts and broken connections schedule a
+retry (`sync_next_attempt_at`, exponential backoff with full jitter, at least what `Retry-After`
+asks); other refusals (401, 404, ...) mark the batch failed at once with Nucleus's message.
+"""
+
+import json
+import logging
+import random
+import re
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Case, Count, F, Q, Value, When
+from django.utils import timezone
+
+from labeling import nucleus
+from labeling.models import CategoryAnnotation, Dataset
+from taxonomies.models import Label, Taxonomy
+
+logger = logging.getLogger(__name__)
+State = CategoryAnnotation.SyncState
+# Far enough ahead to count every pending annotation as due (`dataset_sync(include_waiting=True)`).
+EVERYTHING_DUE = datetime(9999, 1, 1, tzinfo=UTC)
+# A run reports this many of Nucleus's error messages (each failed annotation keeps its own).
+REPORTED_ERRORS = 100
+# Rows per UPDATE that sets a message per row (a CASE with one branch and two parameters per row).
+MESSAGES_PER_UPDATE = 500
+
+
+# --- What the sync page and the admin read -----------------------------------------------------
+
+
+NO_API_KEY = "NUCLEUS_API_KEY is not set on the server: annotations wait as pending until it is."
+
+
+def sync_blocker(*, dataset: Dataset) -> str | None:
+    """Why this dataset's annotations cannot be sent now, in words for its admin; None if they can."""
+    if not settings.NUCLEUS_API_KEY:
+        return NO_API_KEY
+    if not dataset.nucleus_dataset_id:
+        return "This dataset is not linked to a Nucleus dataset (nucleus_dataset_id): annotations wait as pending."
+    return None
+
+
+def sync_counts(*, dataset: Dataset) -> dict[str, int]:
+    """How many of the dataset's annotations are in each sync state (every state present, 0 if none):
+    `not_ready` (drafts), `pending`, `synced`, `failed`."""
+    counts = dict.fromkeys(State.values, 0)
+    for row in dataset.annotations.values("sync_state").annotate(n=Count("id")).order_by():
+        counts[row["sync_state"]] = row["n"]
+    return counts
+
+
+@dataclass(frozen=True)
+class SyncFailure:
+    annotation_id: int
+    reference_id: str
+    taxonomy_name: str
+    error: str
+    attempts: int
+
+
+def sync_failures(*, dataset: Dataset, limit: int = 100) -> list[SyncFailure]:
+    """The dataset's failed annotations with Nucleus's last error, most recently changed first."""
+    rows = (
+        dataset.annotations.filter(sync_state=State.FAILED)
+        .select_related("item", "scene", "taxonomy")
+        .order_by("-updated_at", "-id")[:limit]
+    )
+    return [
+        SyncFailure(
+            annotation_id=row.id,
+            reference_id=row.reference_id,
+            taxonomy_name=row.taxonomy.taxonomy_name,
+            error=row.sync_error,
+            attempts=row.sync_attempts,
+        )
+        for row in rows
+    ]
+
+
+def sync_retry_failed(*, dataset: Dataset) -> int:
+    """Put the dataset's failed annotations back in the outbox (pending, attempts reset) and enqueue
+    a sync after the commit; returns how many."""
+    with transaction.atomic():
+        retried = dataset.annotations.filter(sync_state=State.FAILED).update(
+            sync_state=State.PENDING, sync_attempts=0, sync_next_attempt_at=None, sync_error=""
+        )
+        if retried:
+            sync_enqueue_on_commit(dataset_id=dataset.id)
+    return retried
+
+
+@dataclass(frozen=True)
+class TaxonomyPlan:
+    """What Nucleus must be told before annotations of a taxonomy are sent."""
+
+    deletes: list[str]
+    adds: list[tuple[str, list[str]]]
+    rebuild: bool  # Nucleus deletes a taxonomy's annotations with it: they must all be sent again
+    labels: list[str]  # the labels Nucleus will have been given (the new `nucleus_labels`)
+
+    def describe(self) -> list[str]:
+        lines = [f"delete taxonomy {name} on Nucleus (and its annotations there)" for name in self.deletes]
+        lines += [f"create or update taxonomy {name} with labels {labels}" for name, labels in self.adds]
+        if self.rebuild:
+            lines.append("then send every finished annotation of it again")
+        return lines
+
+
+def taxonomy_nucleus_plan(taxonomy: Taxonomy) -> TaxonomyPlan | None:
+    """Compare the labels Nucleus was last given (`nucleus_labels`) with the current ones; None when
+    Nucleus is up to date. Uses the taxonomy's prefetched labels when it has them.
+
+    A multi-label taxonomy lives on Nucleus as one True/False taxonomy per label."""
+    current = taxonomy.label_names()
+    removed = taxonomy.nucleus_labels_removed(current)
+    added = taxonomy.nucleus_labels_added(current)
+    if taxonomy.nucleus_labels is not None and not removed and not added:
+        return None
+    if taxonomy.multi_label:
+        deletes = [nucleus.binary_taxonomy_name(taxonomy.taxonomy_name, name) for name in removed]
+        adds = [(nucleus.binary_taxonomy_name(taxonomy.taxonomy_name, name), nucleus.BINARY_LABELS) for name in added]
+    else:
+        deletes = [taxonomy.taxonomy_name] if removed else []
+        adds = [(taxonomy.taxonomy_name, current)]
+    return TaxonomyPlan(deletes=deletes, adds=adds, rebuild=bool(removed), labels=current)
+
+
+# --- Enqueueing ---------------------------------------------------------------------------------
+
+
+class _EnqueueAfterCommit:
+    """An on_commit callback that remembers its dataset, so one transaction enqueues it once."""
+
+    def __init__(self, dataset_id: int):
+        self.dataset_id = dataset_id
+
+    def __call__(self) -> None:
+        sync_enqueue(dataset_id=self.dataset_id)
+
+
+def sync_enqueue_on_commit(*, dataset_id: int) -> None:
+    """Enqueue a sync of the dataset once the current transaction commits (now, outside one).
+
+    Called by every write that puts annotations in the outbox. Costs nothing without an API key in
+    eager mode, where the sync would run in this very process and do nothing."""
+    if settings.CELERY_TASK_ALWAYS_EAGER and not settings.NUCLEUS_API_KEY:
+        return
+    # An import of 10,000 items saves answers 10,000 times in one transaction: publish once.
+    # (`run_on_commit` holds (savepoint ids, callback, robust) for the open transaction.)
+    if any(getattr(entry[1], "dataset_id", None) == dataset_id for entry in connection.run_on_commit):
+        return
+    transaction.on_commit(_EnqueueAfterCommit(dataset_id))
+
+
+def sync_enqueue(*, dataset_id: int) -> bool:
+    """Publish `labeling.sync_dataset` now. A broker that is down is logged and swallowed: the
+    annotations are safe in the outbox, and the sweep enqueues them once the broker is back."""
+    from labeling.tasks import sync_dataset
+
+    try:
+        # No publish retries: the caller is a web request that has already committed.
+        sync_dataset.apply_async(args=[dataset_id], retry=False)
+    except Exception:
+        # Whatever failed (the broker, or in eager mode the sync itself), the request that
+        # committed the annotations must not fail because of it; the sweep comes back for them.
+        logger.exception("Could not start the Nucleus sync of dataset %s; the sweep will retry it.", dataset_id)
+        return False
+    return True
+
+
+def sync_sweep() -> list[int]:
+    """Enqueue a sync of every dataset with annotations pending and due (a lost message, a retry
+    whose time has come, a claim whose worker died); returns the dataset ids."""
+    if not settings.NUCLEUS_API_KEY:
+        return []
+    now = timezone.now()
+    due = set(CategoryAnnotation.objects.filter(_due(now, now)).values_list("dataset_id", flat=True).distinct().order_by())
+    dataset_ids = sorted(due | {taxonomy.dataset_id for taxonomy in _taxonomies_out_of_date()})
+    for dataset_id in dataset_ids:
+        sync_enqueue(dataset_id=dataset_id)
+    return dataset_ids
+
+
+def _taxonomies_out_of_date(dataset: Dataset | None = None) -> list[Taxonomy]:
+    """Taxonomies Nucleus has, whose labels were added, renamed or removed since (2 queries).
+
+    A rename or removal changes no annotation, so nothing else would bring the sync to them."""
+    taxonomies = Taxonomy.objects.filter(nucleus_labels__isnull=False).prefetch_related("labels")
+    if dataset is not None:
+        taxonomies = taxonomies.filter(dataset=dataset)
+    return [taxonomy for taxonomy in taxonomies if taxonomy_nucleus_plan(taxonomy) is not None]
+
+
+def _due(now: datetime, due_before: datetime) -> Q:
+    return (
+        Q(sync_state=State.PENDING)
+        & (Q(sync_next_attempt_at__isnull=True) | Q(sync_next_attempt_at__lte=due_before))
+        & (Q(sync_claimed_until__isnull=True) | Q(sync_claimed_until__lt=now))
+    )
+
+
+# --- Running a sync -----------------------------------------------------------------------------
+
+
+@dataclass
+class SyncReport:
+    """What one run did. `annotations` counts annotations sent (or tried), `payloads` what went over
+    the wire (a multi-label annotation is one payload per label)."""
+
+    blocked: str | None = None
+    batches: int = 0
+    annotations: int = 0
+    payloads: int = 0
+    synced: int = 0
+    failed: int = 0
+    retrying: int = 0
+    more: bool = False  # stopped by its deadline with annotations still due
+    errors: list[str] = field(default_factory=list)  # the first REPORTED_ERRORS of Nucleus's messages
+
+    def add(self, outcome: "BatchOutcome") -> None:
+        self.batches += 1
+        for name in ("annotations", "payloads", "synced", "failed", "retrying"):
+            setattr(self, name, getattr(self, name) + getattr(outcome, name))
+        self.errors.extend(outcome.errors[: REPORTED_ERRORS - len(self.errors)])
+
+    def as_dict(self) -> dict:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+def sync_run(*, dataset_id: int, time_budget: float | None = None) -> SyncReport:
+    """The task's body: sync the dataset for at most `time_budget` seconds of new batches, and hand
+    what is left to a new task. Makes no query without an API key."""
+    if not settings.NUCLEUS_API_KEY:
+        return SyncReport(blocked=NO_API_KEY)
+    dataset = Dataset.objects.filter(pk=dataset_id).first()
+    if dataset is None:
+        return SyncReport(blocked=f"Dataset {dataset_id} does not exist.")
+    deadline = None if time_budget is None else time.monotonic() + time_budget
+    report = dataset_sync(dataset=dataset, deadline=deadline)
+    if report.more:
+        sync_enqueue(dataset_id=dataset_id)
+    return report
+
+
+def dataset_sync(
+    *,
+    dataset: Dataset,
+    deadline: float | None = None,
+    include_waiting: bool = False,
+    on_batch: Callable[["BatchOutcome"], None] | None = None,
+) -> SyncReport:
+    """Send the dataset's due pending annotations to Nucleus, batch after batch, until none is left,
+    a fault says to wait, or `deadline` (a `time.monotonic()` value) passes.
+
+    `include_waiting` also sends annotations whose retry is scheduled later (a person asked for a
+    sync now). Safe to run in several processes at once: each batch is claimed by one of them."""
+    blocker = sync_blocker(dataset=dataset)
+    if blocker:
+        return SyncReport(blocked=blocker)
+    report = SyncReport()
+    limit = _annotations_per_batch(dataset)
+    token = uuid.uuid4().hex
+    with nucleus.remote_dataset(dataset.nucleus_dataset_id) as remote:
+        try:
+            # Rebuilds first: they put the taxonomy's annotations back in the outbox for this run.
+            _taxonomies_ensure(remote=remote, taxonomies=_taxonomies_out_of_date(dataset), token=token)
+        except nucleus.NucleusFault as fault:
+            logger.warning("Could not update taxonomies of dataset %s on Nucleus: %s", dataset.id, fault.message)
+            report.errors.append(fault.message)
+            if isinstance(fault, nucleus.NucleusUnavailable):
+                return report
+        while True:
+            if deadline is not None and time.monotonic() >= deadline:
+                report.more = CategoryAnnotation.objects.filter(_due(timezone.now(), timezone.now()), dataset=dataset).exists()
+                break
+            outcome = _batch_sync(dataset=dataset, remote=remote, token=token, limit=limit, include_waiting=include_waiting)
+            if outcome is None:
+                break
+            report.add(outcome)
+            if on_batch is not None:
+                on_batch(outcome)
+            if outcome.fault:
+                break  # Nucleus asked to wait (or is down): the next sweep comes back
+    return report
+
+
+def dataset_sync_preview(*, dataset: Dataset) -> tuple[list[str], Iterator[dict]]:
+    """What a sync would do, changing nothing: the taxonomy changes it would make first (as
+    sentences) and the payloads of every pending annotation, in order."""
+    plans = [
+        line
+        for taxonomy in dataset.taxonomies.prefetch_related("labels")
+        for plan in [taxonomy_nucleus_plan(taxonomy)]
+        if plan is not None
+        for line in [f"{taxonomy.taxonomy_name}: {step}" for step in plan.describe()]
+    ]
+
+    def payloads() -> Iterator[dict]:
+        after = 0
+        while True:
+            chunk = list(_with_content(dataset.annotations.filter(sync_state=State.PENDING, id__gt=after).order_by("id"))[:1000])
+            if not chunk:
+                return
+            yield from nucleus.annotation_payloads(chunk)
+            after = chunk[-1].id
+
+    return plans, payloads()
+
+
+def dataset_pending_count(*, dataset: Dataset) -> int:
+    return dataset.annotations.filter(sync_state=State.PENDING).count()
+
+
+# --- One batch ----------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchOutcome:
+    annotations: int = 0
+    payloads: int = 0
+    synced: int = 0
+    failed: int = 0
+    retrying: int = 0
+    fault: bool = False
+    errors: list[str] = field(default_factory=list)
+
+    def merge(self, other: "BatchOutcome") -> None:
+        for name in ("annotations", "payloads", "synced", "failed", "retrying"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.fault = self.fault or other.fault
+        self.errors.extend(other.errors)
+
+
+def _annotations_per_batch(dataset: Dataset) -> int:
+    """Annotations per claim so that one request carries at most NUCLEUS_BATCH_SIZE payloads: a
+    multi-label annotation is one payload per label, so the widest taxonomy sets the pace."""
+    widest = max(
+        Label.objects.filter(taxonomy__dataset=dataset, taxonomy__multi_label=True)
+        .values("taxonomy")
+        .annotate(n=Count("id"))
+        .order_by()
+        .values_list("n", flat=True),
+        default=1,
+    )
+    return max(1, settings.NUCLEUS_BATCH_SIZE // max(1, widest))
+
+
+def _batch_sync(*, dataset: Dataset, remote: nucleus.RemoteDataset, token: str, limit: int, include_waiting: bool) -> BatchOutcome | None:
+    now = timezone.now()
+    ids = _claim(dataset_id=dataset.id, token=token, limit=limit, now=now, due_before=EVERYTHING_DUE if include_waiting else now)
+    if not ids:
+        return None
+    annotations = list(_with_content(CategoryAnnotation.objects.filter(id__in=ids, sync_claim=token)))
+    if not annotations:  # a taxonomy rebuild took them back between the claim and the read
+        return BatchOutcome()
+    built, unbuildable = _build(annotations)
+    # Never sent: an annotation the SDK cannot build would otherwise be claimed again and again.
+    outcome = BatchOutcome(annotations=len(unbuildable), errors=[message for _, message in unbuildable])
+    outcome.failed = _mark_failed(unbuildable, token=token)
+    if built:
+        outcome.merge(_send(remote=remote, built=built, token=token))
+    _release(token)
+    return outcome
+
+
+def _send(*, remote: nucleus.RemoteDataset, built: list[tuple[CategoryAnnotation, list]], token: str) -> BatchOutcome:
+    """Taxonomies first, then one annotate request; the claimed rows updated with the outcome."""
+    annotations = [annotation for annotation, _ in built]
+    try:
+        _taxonomies_ensure(
+            remote=remote, taxonomies={a.taxonomy_id: a.taxonomy for a in annotations}.values(), token=token
+        )
+        # The annotate request gets a full lease of its own, whatever the taxonomy calls took.
+        _claim_renew(token=token)
+        answer = remote.annotate([sdk_annotation for _, sdk_annotations in built for sdk_annotation in sdk_annotations])
+    except nucleus.NucleusUnavailable as fault:
+        return _retry_later(annotations=annotations, token=token, message=fault.message, retry_after=fault.retry_after)
+    except nucleus.NucleusRefused as refusal:
+        failed = _mark(annotations, token=token, sync_state=State.FAILED, sync_error=refusal.message, sync_attempts=F("sync_attempts") + 1)
+        return BatchOutcome(annotations=len(annotations), failed=failed, errors=[refusal.message])
+    return _reconcile(built=built, answer=answer, token=token)
+
+
+def _build(annotations: list[CategoryAnnotation]) -> tuple[list[tuple[CategoryAnnotation, list]], list[tuple[CategoryAnnotation, str]]]:
+    """The SDK annotations of each annotation, and the annotations the SDK refuses to build (with why)."""
+    built, unbuildable = [], []
+    for annotation in annotations:
+        try:
+            built.append((annotation, nucleus.nucleus_annotations(annotation)))
+        except (ValueError, TypeError, AttributeError) as error:
+            unbuildable.append((annotation, f"Could not build the Nucleus annotation: {type(error).__name__}: {error}"))
+    return built, unbuildable
+
+
+def _claim(*, dataset_id: int, token: str, limit: int, now: datetime, due_before: datetime) -> list[int]:
+    """Stamp our token and a lease on up to `limit` due pending annotations nobody holds, in id
+    order; the ids we won. The outer WHERE repeats the test: it is the compare-and-set that a
+    concurrent claim of the same row (possible without SKIP LOCKED) fails.
+
+    The candidates are a CTE, not an `IN (SELECT ... LIMIT n)`: PostgreSQL may run such a subquery
+    more than once per UPDATE, claiming more than `limit` rows; a CTE that locks rows runs once."""
+    table = connection.ops.quote_name(CategoryAnnotation._meta.db_table)
+    lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    adapt = connection.ops.adapt_datetimefield_value
+    free = "sync_state = 'pending' AND (sync_claimed_until IS NULL OR sync_claimed_until < %s)"
+    sql = (
+        f"WITH candidates AS (SELECT id FROM {table} WHERE dataset_id = %s AND {free} "
+        f"AND (sync_next_attempt_at IS NULL OR sync_next_attempt_at <= %s) ORDER BY id LIMIT %s{lock}) "
+        f"UPDATE {table} SET sync_claim = %s, sync_claimed_until = %s "
+        f"WHERE id IN (SELECT id FROM candidates) AND {free} RETURNING id"
+    )
+    lease = now + timedelta(seconds=settings.NUCLEUS_SYNC_CLAIM_SECONDS)
+    params = [dataset_id, adapt(now), adapt(due_before), limit, token, adapt(lease), adapt(now)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+def _claim_renew(*, token: str) -> None:
+    lease = timezone.now() + timedelta(seconds=settings.NUCLEUS_SYNC_CLAIM_SECONDS)
+    CategoryAnnotation.objects.filter(sync_claim=token).update(sync_claimed_until=lease)
+
+
+def _release(token: str) -> None:
+    """Let go of what is left of the batch once its outcome is written: the annotations relabelled
+    while in flight, still pending, to be claimed again at once."""
+    CategoryAnnotation.objects.filter(sync_claim=token).update(sync_claim=None, sync_claimed_until=None)
+
+
+def _with_content(queryset):
+    """Annotations with everything their payloads are built from (3 queries)."""
+    return queryset.select_related("item", "scene", "taxonomy", "label").prefetch_related("labels", "taxonomy__labels")
+
+
+def _taxonomies_ensure(*, remote: nucleus.RemoteDataset, taxonomies: Iterable[Taxonomy], token: str) -> None:
+    """Make Nucleus know these taxonomies with the very labels (prefetched) that payloads use."""
+    for taxonomy in taxonomies:
+        plan = taxonomy_nucleus_plan(taxonomy)
+        if plan is None:
+            continue
+        for taxonomy_name in plan.deletes:
+            try:
+                remote.delete_taxonomy(taxonomy_name)
+            except nucleus.NucleusRefused as refusal:
+                if refusal.status != 404:  # already gone: an earlier attempt deleted it
+                    raise
+        for taxonomy_name, labels in plan.adds:
+            remote.add_taxonomy(taxonomy_name, labels)
+        _taxonomy_record(taxonomy=taxonomy, plan=plan, token=token)
+
+
+def _taxonomy_record(*, taxonomy: Taxonomy, plan: TaxonomyPlan, token: str) -> None:
+    """Remember what Nucleus now has; after a rebuild, put every finished annotation of the
+    taxonomy back in the outbox (Nucleus deleted them). Claims of other workers are cleared, so
+    their in-flight sends (which may have landed before the delete) cannot be marked synced."""
+    with transaction.atomic():
+        Taxonomy.objects.filter(pk=taxonomy.pk).update(nucleus_labels=plan.labels)
+        if plan.rebuild:
+            resent = (
+                CategoryAnnotation.objects.filter(taxonomy_id=taxonomy.pk, status=CategoryAnnotation.Status.FINISHED)
+                .exclude(sync_claim=token)
+                .update(
+                    sync_state=State.PENDING, synced_version=0, sync_attempts=0, sync_next_attempt_at=None,
+                    sync_error="", sync_claim=None, sync_claimed_until=None,
+                )
+            )
+            logger.info("Rebuilt taxonomy %s on Nucleus; %s annotations go again.", taxonomy.taxonomy_name, resent)
+    taxonomy.nucleus_labels = plan.labels
+
+
+def _mark(annotations: Iterable[CategoryAnnotation], *, token: str, **fields) -> int:
+    """Update the annotations that are still ours and still at the version we sent (an annotation
+    relabelled meanwhile is left alone: it is pending and goes again). One UPDATE per version."""
+    by_version: dict[int, list[int]] = defaultdict(list)
+    for annotation in annotations:
+        by_version[annotation.version].append(annotation.id)
+    return sum(
+        CategoryAnnotation.objects.filter(id__in=ids, version=version, sync_claim=token).update(
+            sync_claim=None, sync_claimed_until=None, **fields
+        )
+        for version, ids in by_version.items()
+    )
+
+
+def _mark_failed(failures: list[tuple[CategoryAnnotation, str]], *, token: str) -> int:
+    """Mark failed, each with its own message, the annotations still ours at the version sent."""
+    marked = 0
+    for start in range(0, len(failures), MESSAGES_PER_UPDATE):
+        chunk = failures[start : start + MESSAGES_PER_UPDATE]
+        marked += _mark(
+            [annotation for annotation, _ in chunk],
+            token=token,
+            sync_state=State.FAILED,
+            sync_error=Case(*[When(id=annotation.id, then=Value(message)) for annotation, message in chunk]),
+            sync_attempts=F("sync_attempts") + 1,
+        )
+    return marked
+
+
+def _retry_later(*, annotations: list[CategoryAnnotation], token: str, message: str, retry_after: float | None) -> BatchOutcome:
+    """Schedule another attempt (exponential backoff, full jitter, at least `retry_after`), or mark
+    failed the annotations that have used up NUCLEUS_SYNC_MAX_ATTEMPTS."""
+    attempt = 1 + max(annotation.sync_attempts for annotation in annotations)
+    ceiling = min(settings.NUCLEUS_SYNC_BACKOFF_MAX_SECONDS, settings.NUCLEUS_SYNC_BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
+    delay = max(retry_after or 0.0, random.uniform(0, ceiling))
+    last = settings.NUCLEUS_SYNC_MAX_ATTEMPTS - 1  # attempts made before this one, on the last attempt
+    _mark(
+        annotations,
+        token=token,
+        sync_attempts=F("sync_attempts") + 1,
+        sync_state=Case(When(sync_attempts__gte=last, then=Value(State.FAILED)), default=Value(State.PENDING)),
+        sync_next_attempt_at=timezone.now() + timedelta(seconds=delay),
+        sync_error=message,
+    )
+    # For the report only (one that was relabelled meanwhile was not marked): no query for it.
+    failed = sum(annotation.sync_attempts >= last for annotation in annotations)
+    logger.warning("Nucleus sync of %s annotations will be retried in %.0f s: %s", len(annotations), delay, message)
+    return BatchOutcome(
+        annotations=len(annotations), failed=failed, retrying=len(annotations) - failed, fault=True, errors=[message]
+    )
+
+
+def _reconcile(*, built: list[tuple[CategoryAnnotation, list]], answer: nucleus.AnnotateAnswer, token: str) -> BatchOutcome:
+    payloads = sum(len(sdk_annotations) for _, sdk_annotations in built)
+    outcome = BatchOutcome(annotations=len(built), payloads=payloads, errors=list(answer.errors))
+    failures, unattributed = _attribute_errors(answer.errors, built)
+    others = [annotation for annotation, _ in built if annotation.id not in failures]
+    outcome.failed = _mark_failed(
+        [(annotation, "\n".join(failures[annotation.id])) for annotation, _ in built if annotation.id in failures],
+        token=token,
+    )
+    accounted = not unattributed and answer.processed + answer.ignored + len(answer.errors) == payloads
+    if others and not accounted:
+        message = (
+            f"Nucleus processed {answer.processed} and ignored {answer.ignored} of {payloads} annotations "
+            f"without saying which failed" + (": " + "; ".join(unattributed) if unattributed else ".")
+        )
+        retried = _retry_later(annotations=others, token=token, message=message, retry_after=None)
+        outcome.failed += retried.failed
+        outcome.retrying += retried.retrying
+        outcome.fault = True
+        return outcome
+    outcome.synced = _mark(
+        others, token=token, sync_state=State.SYNCED, synced_version=F("version"),
+        sync_attempts=0, sync_next_attempt_at=None, sync_error="",
+    )
+    return outcome
+
+
+def _attribute_errors(errors: list[str], built: list[tuple[CategoryAnnotation, list]]) -> tuple[dict[int, list[str]], list[str]]:
+    """The errors of each annotation, found by the reference_id and the taxonomy_name of one of its
+    payloads, both named in the error as whole words (`image_1` is not named by `image_10`, nor
+    `attributes` by `attributes:logo`); and the errors that name no annotation of the batch."""
+    failures: dict[int, list[str]] = defaultdict(list)
+    unattributed: list[str] = []
+    if not errors:
+        return failures, unattributed
+    by_reference_id: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for annotation, sdk_annotations in built:
+        for sdk_annotation in sdk_annotations:
+            by_reference_id[sdk_annotation.reference_id].append((sdk_annotation.taxonomy_name, annotation.id))
+    for error in errors:
+        # The plain `in` tests first: they are cheap, and a batch may have thousands of each.
+        named = {
+            annotation_id
+            for reference_id, keys in by_reference_id.items()
+            if reference_id in error and _names(error, reference_id)
+            for taxonomy_name, annotation_id in keys
+            if taxonomy_name in error and _names(error, taxonomy_name)
+        }
+        for annotation_id in named:
+            failures[annotation_id].append(error)
+        if not named:
+            unattributed.append(error)
+    return failures, unattributed
+
+
+def _names(text: str, word: str) -> bool:
+    return re.search(rf"(?<![\w:/.-]){re.escape(word)}(?![\w:/-]|\.\w)", text) is not None
+
+
+def payload_lines(payloads: Iterable[dict]) -> Iterator[str]:
+    """Payloads as JSON Lines, the way `--dry-run` prints them."""
+    for payload in payloads:
+        yield json.dumps(payload, ensure_ascii=False, sort_keys=True)

@@ -1,0 +1,224 @@
+"""Faults: what Nucleus (or the network) does wrong, and what the outbox says afterwards."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from labeling.models import CategoryAnnotation
+from labeling.nucleus import retry_after_seconds
+from labeling.services import sync as sync_service
+from tests.factories import ItemFactory
+from tests.labeling.sync.support import finish, sync
+
+pytestmark = pytest.mark.django_db
+State = CategoryAnnotation.SyncState
+
+
+@pytest.fixture
+def annotation(items, clothing_type):
+    return finish(items[0], clothing_type, "shirt")
+
+
+@pytest.fixture
+def highest_jitter(monkeypatch):
+    """Full jitter draws the delay in [0, ceiling]; pin it to the ceiling to see the exponent."""
+    monkeypatch.setattr(sync_service.random, "uniform", lambda low, high: high)
+
+
+def state_of(annotation) -> tuple:
+    annotation.refresh_from_db()
+    return annotation.sync_state, annotation.sync_attempts
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_a_transient_status_schedules_a_retry_with_backoff(linked, annotation, fake_nucleus, status, highest_jitter):
+    fake_nucleus.fail_next(status=status, route="annotate")
+    before = timezone.now()
+
+    report = sync(linked)
+
+    assert state_of(annotation) == (State.PENDING, 1)
+    assert f"HTTP {status}" in annotation.sync_error
+    assert annotation.sync_claim is None
+    # BASE (10 s) for the first retry; the sync stopped instead of hammering a failing Nucleus.
+    assert annotation.sync_next_attempt_at == pytest.approx(before + timedelta(seconds=10), abs=timedelta(seconds=2))
+    assert (report.retrying, report.synced) == (1, 0)
+    # One attempt per sync: the SDK's own retries (which sleep up to 80 s in the worker) are bypassed.
+    assert len(fake_nucleus.requests_to("annotate")) == 1
+
+
+def test_retry_after_is_honoured_when_longer_than_the_backoff(linked, annotation, fake_nucleus):
+    fake_nucleus.fail_next(status=429, route="annotate", retry_after=120)
+    before = timezone.now()
+
+    sync(linked)
+
+    annotation.refresh_from_db()
+    assert annotation.sync_next_attempt_at >= before + timedelta(seconds=120)
+    assert annotation.sync_next_attempt_at <= timezone.now() + timedelta(seconds=121)
+
+
+def test_retry_after_is_read_as_seconds_or_as_an_http_date():
+    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+    assert retry_after_seconds("7") == 7
+    assert retry_after_seconds("Thu, 01 Jan 2026 12:00:30 GMT", now=now) == 30
+    assert retry_after_seconds("Thu, 01 Jan 2026 11:00:00 GMT", now=now) == 0
+    assert retry_after_seconds("soon") is None
+    assert retry_after_seconds(None) is None
+
+
+def test_the_delay_doubles_with_each_attempt_up_to_the_maximum(linked, annotation, fake_nucleus, nucleus_settings, highest_jitter):
+    nucleus_settings.NUCLEUS_SYNC_BACKOFF_MAX_SECONDS = 30
+    delays = []
+    for _ in range(4):
+        fake_nucleus.fail_next(status=503, route="annotate")
+        before = timezone.now()
+        sync(linked, include_waiting=True)
+        annotation.refresh_from_db()
+        delays.append(round((annotation.sync_next_attempt_at - before).total_seconds()))
+
+    assert delays == [10, 20, 30, 30]
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        pytest.param(lambda fake: fake.slow_next(1.0, route="annotate"), id="timeout"),
+        pytest.param(lambda fake: fake.drop_next(route="annotate"), id="dropped-connection"),
+        pytest.param(lambda fake: fake.fail_next(status=503, route="add_taxonomy"), id="taxonomy-creation-503"),
+    ],
+)
+def test_network_faults_schedule_a_retry(linked, annotation, fake_nucleus, nucleus_settings, fault):
+    nucleus_settings.NUCLEUS_TIMEOUT_SECONDS = 0.3
+    fault(fake_nucleus)
+
+    sync(linked)
+
+    assert state_of(annotation) == (State.PENDING, 1)
+    assert annotation.sync_next_attempt_at is not None
+    assert annotation.sync_error
+
+
+def test_after_the_last_attempt_the_annotation_is_failed_with_the_message(linked, annotation, fake_nucleus, nucleus_settings):
+    nucleus_settings.NUCLEUS_SYNC_MAX_ATTEMPTS = 3
+    fake_nucleus.fail_for(60, status=502, route="annotate")
+
+    for _ in range(5):  # more runs than attempts: a failed annotation is not sent again
+        sync(linked, include_waiting=True)
+
+    assert state_of(annotation) == (State.FAILED, 3)
+    assert "HTTP 502" in annotation.sync_error
+    assert len(fake_nucleus.requests_to("annotate")) == 3
+
+
+def test_a_retry_that_succeeds_clears_the_error_and_the_attempts(linked, annotation, fake_nucleus):
+    fake_nucleus.fail_next(status=500, route="annotate")
+    sync(linked)
+
+    sync(linked, include_waiting=True)
+
+    assert state_of(annotation) == (State.SYNCED, 0)
+    assert (annotation.sync_error, annotation.sync_next_attempt_at) == ("", None)
+
+
+def test_a_retry_is_not_sent_before_it_is_due(linked, annotation, fake_nucleus):
+    fake_nucleus.fail_next(status=500, route="annotate")
+    sync(linked)
+
+    report = sync(linked)
+
+    assert report.batches == 0
+    assert len(fake_nucleus.requests_to("annotate")) == 1
+
+
+@pytest.mark.parametrize(
+    ("spoil", "expected"),
+    [
+        pytest.param(lambda s: setattr(s, "NUCLEUS_API_KEY", "wrong-key"), "HTTP 401", id="401-wrong-key"),
+        pytest.param(None, "HTTP 404", id="404-dataset-gone"),
+    ],
+)
+def test_a_refusal_fails_the_batch_at_once_with_nucleus_s_message(linked, annotation, fake_nucleus, nucleus_settings, spoil, expected):
+    if spoil:
+        spoil(nucleus_settings)
+    else:
+        linked.nucleus_dataset_id = "ds_gone"
+        linked.save()
+
+    report = sync(linked)
+
+    assert state_of(annotation) == (State.FAILED, 1)
+    assert expected in annotation.sync_error
+    assert report.failed == 1
+
+
+def test_an_annotation_nucleus_rejects_in_a_200_answer_is_failed_and_the_others_synced(linked, items, clothing_type, fake_nucleus):
+    unknown_there = ItemFactory(dataset=linked, reference_id="image_1x")  # never uploaded to Nucleus
+    rejected = finish(unknown_there, clothing_type, "dress")
+    accepted = [finish(item, clothing_type, "shirt") for item in items]
+
+    report = sync(linked)
+
+    assert state_of(rejected) == (State.FAILED, 1)
+    assert rejected.sync_error == (
+        f"Item with reference_id 'image_1x' does not exist in dataset {linked.nucleus_dataset_id} "
+        "(reference_id 'image_1x', taxonomy_name 'clothing_type')"
+    )
+    assert {state_of(annotation) for annotation in accepted} == {(State.SYNCED, 0)}
+    assert (report.synced, report.failed) == (3, 1)
+
+
+def test_errors_that_name_no_annotation_leave_the_batch_to_be_retried_not_synced(linked, annotation, fake_nucleus, nucleus_settings):
+    """Nucleus said one of two failed without saying which: neither can be called synced."""
+    nucleus_settings.NUCLEUS_SYNC_MAX_ATTEMPTS = 2
+    other = finish(ItemFactory(dataset=linked, reference_id="image_9"), annotation.taxonomy, "pants")
+    answer = {"dataset_id": linked.nucleus_dataset_id, "annotations_processed": 1, "annotations_ignored": 0, "errors": ["Internal hiccup"]}
+    fake_nucleus.fail_next(status=200, route="annotate", body=answer, times=2)
+
+    sync(linked)
+    assert {state_of(a) for a in (annotation, other)} == {(State.PENDING, 1)}
+    assert "Nucleus processed 1 and ignored 0 of 2 annotations without saying which failed: Internal hiccup" == annotation.sync_error
+
+    sync(linked, include_waiting=True)
+    assert {state_of(a) for a in (annotation, other)} == {(State.FAILED, 2)}
+
+
+def test_counts_short_of_the_batch_without_errors_are_not_taken_as_success(linked, annotation, fake_nucleus):
+    fake_nucleus.fail_next(status=200, route="annotate", body={"dataset_id": linked.nucleus_dataset_id, "annotations_processed": 0})
+
+    sync(linked)
+
+    assert state_of(annotation) == (State.PENDING, 1)
+
+
+def test_an_error_about_image_1_is_not_taken_for_image_10(linked, clothing_type, fake_nucleus):
+    image_1 = finish(ItemFactory(dataset=linked, reference_id="image_1"), clothing_type, "shirt")
+    image_10 = finish(ItemFactory(dataset=linked, reference_id="image_10"), clothing_type, "shirt")
+    fake_nucleus.add_items(linked.nucleus_dataset_id, [{"reference_id": "image_10", "image_url": "https://a.test/10.jpg"}])
+
+    sync(linked)
+
+    assert state_of(image_1)[0] == State.FAILED
+    assert state_of(image_10)[0] == State.SYNCED
+
+
+def test_an_annotation_the_sdk_cannot_build_is_failed_and_the_rest_of_its_batch_sent(linked, items, clothing_type, fake_nucleus, monkeypatch):
+    broken = finish(items[0], clothing_type, "shirt")
+    fine = finish(items[1], clothing_type, "pants")
+    real_build = sync_service.nucleus.nucleus_annotations
+
+    def build(annotation):
+        if annotation.id == broken.id:
+            raise ValueError("metadata is not JSON")
+        return real_build(annotation)
+
+    monkeypatch.setattr(sync_service.nucleus, "nucleus_annotations", build)
+
+    sync(linked)
+    report = sync(linked)  # not claimed again
+
+    assert state_of(broken) == (State.FAILED, 1)
+    assert broken.sync_error == "Could not build the Nucleus annotation: ValueError: metadata is not JSON"
+    assert state_of(fine) == (State.SYNCED, 0)
+    assert report.batches == 0

@@ -161,6 +161,15 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
 MAX_IMAGE_UPLOAD_BYTES = env_int("MAX_IMAGE_UPLOAD_BYTES", 50 * 1024 * 1024)
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 100_000_000)
 
+# --- Uploaded images on Nucleus -------------------------------------------------------------
+# Nucleus fetches every image it is given by URL. An uploaded image reaches it as this prefix
+# followed by the stored name (items/<dataset id>/<name>.png): a bucket or a web server that serves
+# MEDIA_ROOT to anyone. Not this site's /media/, which serves images to dataset members only.
+# Empty: push_nucleus_items refuses datasets with uploaded images.
+PUBLIC_MEDIA_URL = env_str("PUBLIC_MEDIA_URL")
+if PUBLIC_MEDIA_URL and not PUBLIC_MEDIA_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(f"PUBLIC_MEDIA_URL must be an http(s) URL, not {PUBLIC_MEDIA_URL!r}")
+
 # --- Celery ---------------------------------------------------------------------------------
 # With no broker configured (the embedded default) tasks run eagerly, in the calling process.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or env_str("REDIS_URL")

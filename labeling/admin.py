@@ -7,13 +7,21 @@ and labeling may use taxonomies but not the other way round. Every write goes th
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Count
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.forms.models import BaseInlineFormSet
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.text import Truncator
 
 from labeling import selectors
 from labeling.models import CategoryAnnotation, Dataset, DatasetMember, Item, Scene
 from labeling.services.annotations import label_remove
+from labeling.services.nucleus_items import nucleus_link_check
+from labeling.services.sync import sync_blocker, sync_counts, sync_retry_failed
 from taxonomies.models import Label, Taxonomy
 from taxonomies.services import LabelSpec, label_update, taxonomy_add_labels, taxonomy_reorder_labels
 
@@ -26,18 +34,105 @@ class DatasetMemberInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
+def _annotations_in_sync_state(state: str) -> Coalesce:
+    """The dataset's annotations in this sync state, as a correlated subquery (a join would multiply
+    the item and scene counts)."""
+    counted = (
+        CategoryAnnotation.objects.filter(dataset=OuterRef("pk"), sync_state=state)
+        .order_by()
+        .values("dataset")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted), 0)
+
+
+class DatasetAdminForm(forms.ModelForm):
+    # Set by DatasetAdmin.changeform_view, which asks Nucleus before the admin's transaction opens.
+    nucleus_link_error = ""
+
+    class Meta:
+        model = Dataset
+        fields = "__all__"
+
+    def clean_nucleus_dataset_id(self):
+        if self.nucleus_link_error:
+            raise forms.ValidationError(self.nucleus_link_error)
+        return self.cleaned_data["nucleus_dataset_id"]
+
+
 @admin.register(Dataset)
 class DatasetAdmin(admin.ModelAdmin):
-    list_display = ["name", "kind", "nucleus_dataset_id", "item_count", "scene_count", "created_at"]
+    form = DatasetAdminForm
+    list_display = [
+        "name", "kind", "nucleus_dataset_id", "item_count", "scene_count", "sync_pending", "sync_failed", "created_at",
+    ]
     list_filter = ["kind"]
     search_fields = ["name", "nucleus_dataset_id"]
+    readonly_fields = ["nucleus_sync"]
     inlines = [DatasetMemberInline]
+    actions = ["retry_failed_sync"]
 
     def get_queryset(self, request):
         # Subqueries, not joins: two Counts over joined items and scenes would multiply each other.
         return super().get_queryset(request).annotate(
-            item_total=Count("items", distinct=True), scene_total=Count("scenes", distinct=True)
+            item_total=Count("items", distinct=True),
+            scene_total=Count("scenes", distinct=True),
+            pending_total=_annotations_in_sync_state(CategoryAnnotation.SyncState.PENDING),
+            failed_total=_annotations_in_sync_state(CategoryAnnotation.SyncState.FAILED),
         )
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # The admin validates and saves inside one transaction: Nucleus is asked before it opens.
+        request.nucleus_link = self._nucleus_link_check(request, object_id) if request.method == "POST" else ("", "")
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def _nucleus_link_check(self, request, object_id) -> tuple[str, str]:
+        """(error, warning) of checking the submitted nucleus_dataset_id, when it changes."""
+        current = self.get_object(request, unquote(object_id)) if object_id else None
+        nucleus_dataset_id = request.POST.get("nucleus_dataset_id", "").strip()
+        if current is not None and current.nucleus_dataset_id == nucleus_dataset_id:
+            return "", ""
+        kind = request.POST.get("kind") or (current.kind if current else Dataset.Kind.IMAGES)
+        try:
+            return "", nucleus_link_check(nucleus_dataset_id=nucleus_dataset_id, kind=kind)
+        except ValidationError as error:
+            return " ".join(error.message_dict["nucleus_dataset_id"]), ""
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        error, _ = getattr(request, "nucleus_link", ("", ""))
+        return type(form.__name__, (form,), {"nucleus_link_error": error})
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        _, warning = getattr(request, "nucleus_link", ("", ""))
+        if warning:
+            self.message_user(request, warning, messages.WARNING)
+
+    @admin.display(description="pending sync", ordering="pending_total")
+    def sync_pending(self, dataset):
+        return dataset.pending_total
+
+    @admin.display(description="failed sync", ordering="failed_total")
+    def sync_failed(self, dataset):
+        return dataset.failed_total
+
+    @admin.display(description="Nucleus sync")
+    def nucleus_sync(self, dataset):
+        if dataset.pk is None:
+            return "—"
+        counts = sync_counts(dataset=dataset)
+        blocker = sync_blocker(dataset=dataset)
+        return format_html(
+            "{} pending, {} synced, {} failed. {} <a href=\"{}\">Open the sync page</a>",
+            counts["pending"], counts["synced"], counts["failed"], blocker or "", reverse("labeling:dataset-sync", args=[dataset.pk]),
+        )
+
+    @admin.action(description="Retry failed sync of the selected datasets")
+    def retry_failed_sync(self, request, queryset):
+        retried = sum(sync_retry_failed(dataset=dataset) for dataset in queryset)
+        self.message_user(request, f"{retried} failed annotation(s) are pending again; a sync is on its way.")
 
     @admin.display(description="items", ordering="item_total")
     def item_count(self, dataset):
@@ -286,7 +381,10 @@ class ItemAdmin(admin.ModelAdmin):
 
 @admin.register(CategoryAnnotation)
 class CategoryAnnotationAdmin(admin.ModelAdmin):
-    list_display = ["id", "reference_id", "taxonomy", "chosen", "status", "annotator", "sync_state", "updated_at"]
+    list_display = [
+        "id", "reference_id", "taxonomy", "chosen", "status", "annotator", "sync_state", "sync_attempts", "sync_error_short",
+        "updated_at",
+    ]
     list_filter = ["dataset", "taxonomy", "status", "sync_state"]
     list_select_related = ["item", "scene", "taxonomy", "label", "annotator"]
     search_fields = ["item__reference_id", "scene__reference_id"]
@@ -304,3 +402,7 @@ class CategoryAnnotationAdmin(admin.ModelAdmin):
     @admin.display(description="label(s)")
     def chosen(self, annotation):
         return ", ".join(annotation.chosen_label_names())
+
+    @admin.display(description="sync error")
+    def sync_error_short(self, annotation):
+        return Truncator(annotation.sync_error).chars(120)

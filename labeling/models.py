@@ -154,6 +154,12 @@ class Scene(models.Model):
     )
     metadata = models.JSONField(default=dict, blank=True, validators=[validate_metadata])
     created_at = models.DateTimeField(auto_now_add=True)
+    nucleus_uploaded_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When it was appended to the linked Nucleus dataset (or pulled from it); empty until then.",
+    )
 
     objects = ReferenceIdQuerySet.as_manager()
 
@@ -166,6 +172,10 @@ class Scene(models.Model):
                 name="labeling_scene_frame_rate_positive",
                 violation_error_message="frame_rate must be greater than 0.",
             ),
+        ]
+        indexes = [
+            # push_nucleus_items: "this dataset's scenes not on Nucleus yet, in id order".
+            models.Index(fields=["dataset", "id"], condition=Q(nucleus_uploaded_at__isnull=True), name="labeling_scene_not_on_nucleus"),
         ]
 
     def __str__(self) -> str:
@@ -209,6 +219,12 @@ class Item(models.Model):
         null=True, blank=True, help_text="Position of the frame in its scene, from 0."
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    nucleus_uploaded_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When it was appended to the linked Nucleus dataset (or pulled from it); empty until then.",
+    )
 
     objects = ReferenceIdQuerySet.as_manager()
 
@@ -242,6 +258,14 @@ class Item(models.Model):
                 to_fields=["id", "dataset"],
                 name="labeling_item_scene_in_dataset",
                 violation_error_message="A frame must be in the same dataset as its scene.",
+            ),
+        ]
+        indexes = [
+            # push_nucleus_items: "this dataset's items (not frames) not on Nucleus yet, in id order".
+            models.Index(
+                fields=["dataset", "id"],
+                condition=Q(nucleus_uploaded_at__isnull=True, scene__isnull=True),
+                name="labeling_item_not_on_nucleus",
             ),
         ]
 

@@ -1,5 +1,6 @@
 """Reads used by more than one caller."""
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, F, Prefetch, Q, QuerySet, Value
 from django.http import Http404
 from django.utils import timezone
@@ -185,4 +186,54 @@ def taxonomy_list_for_labeling(*, dataset: Dataset) -> list[dict]:
         }
         for taxonomy in taxonomies
         if applies(taxonomy)
+    ]
+
+
+def dataset_list_by_id_or_name(*, name_or_id: str) -> list[Dataset]:
+    """The datasets (at most two) whose name is this, or whose id it is: commands take either."""
+    lookup = Q(name=name_or_id)
+    if name_or_id.isdigit():
+        lookup |= Q(pk=int(name_or_id))
+    return list(Dataset.objects.filter(lookup).order_by("pk")[:2])
+
+
+def dataset_get_for_admin(*, user, dataset_id) -> Dataset:
+    """The dataset, for one of its admins (or a superuser): 404 for anyone who is not a member,
+    403 for a labeler (who knows it exists)."""
+    dataset = dataset_get_for_user(user=user, dataset_id=dataset_id)
+    if dataset.role != DatasetMember.Role.ADMIN:
+        raise PermissionDenied("Only the dataset's admins see its sync.")
+    return dataset
+
+
+def sync_failure_page(*, dataset: Dataset, after: int, limit: int) -> list[CategoryAnnotation]:
+    """Up to `limit` failed annotations of the dataset after id `after`, in id order, with what
+    their row shows (reference_id, taxonomy_name, label(s)): two queries whatever their number, one
+    when none failed. Served by the primary key; failures are few next to the dataset."""
+    return list(
+        CategoryAnnotation.objects.filter(dataset=dataset, sync_state=CategoryAnnotation.SyncState.FAILED, id__gt=after)
+        .select_related("item", "scene", "taxonomy", "label")
+        .prefetch_related("labels")
+        .order_by("id")[:limit]
+    )
+
+
+def taxonomy_rebuild_list(*, dataset: Dataset) -> list[dict]:
+    """The taxonomies the next sync deletes and re-creates on Nucleus (labels renamed or removed
+    since Nucleus was given them), each with `removed` (those labels) and `resent` (its finished
+    annotations, which go again): three queries at most."""
+    taxonomies = Taxonomy.objects.filter(dataset=dataset, nucleus_labels__isnull=False).prefetch_related("labels")
+    rebuilt = [taxonomy for taxonomy in taxonomies.order_by("position", "id") if taxonomy.needs_nucleus_rebuild()]
+    if not rebuilt:
+        return []
+    resent = dict(
+        CategoryAnnotation.objects.filter(taxonomy__in=rebuilt, status=CategoryAnnotation.Status.FINISHED)
+        .values("taxonomy")
+        .annotate(n=Count("id"))
+        .order_by()
+        .values_list("taxonomy", "n")
+    )
+    return [
+        {"taxonomy_name": taxonomy.taxonomy_name, "removed": taxonomy.nucleus_labels_removed(), "resent": resent.get(taxonomy.id, 0)}
+        for taxonomy in rebuilt
     ]

@@ -23,6 +23,20 @@ class DatasetOutput(serializers.ModelSerializer):
         fields = ["id", "name", "kind", "nucleus_dataset_id", "role", "created_at"]
 
 
+class DatasetSavedOutput(DatasetOutput):
+    warnings = serializers.SerializerMethodField(
+        help_text="Said when nucleus_dataset_id was stored without being checked on Nucleus (no API key, "
+        "Nucleus unreachable); an id Nucleus does not know is a 400 instead."
+    )
+
+    class Meta(DatasetOutput.Meta):
+        fields = [*DatasetOutput.Meta.fields, "warnings"]
+
+    def get_warnings(self, dataset: Dataset) -> list[str]:
+        warning = getattr(dataset, "nucleus_link_warning", "")
+        return [warning] if warning else []
+
+
 class DatasetListApi(APIView):
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=200)
@@ -33,14 +47,14 @@ class DatasetListApi(APIView):
     def get(self, request: Request) -> Response:
         return Response(DatasetOutput(dataset_list_for_user(user=request.user), many=True).data)
 
-    @extend_schema(request=InputSerializer, responses={201: DatasetOutput})
+    @extend_schema(request=InputSerializer, responses={201: DatasetSavedOutput})
     @idempotent
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         dataset = dataset_create(**data.validated_data, created_by=request.user)
         dataset.role = DatasetMember.Role.ADMIN
-        return Response(DatasetOutput(dataset).data, status=status.HTTP_201_CREATED)
+        return Response(DatasetSavedOutput(dataset).data, status=status.HTTP_201_CREATED)
 
 
 class DatasetDetailApi(DatasetApi):
@@ -54,12 +68,12 @@ class DatasetDetailApi(DatasetApi):
     def get(self, request: Request, dataset_id: int) -> Response:
         return Response(DatasetOutput(self.dataset).data)
 
-    @extend_schema(request=InputSerializer, responses=DatasetOutput)
+    @extend_schema(request=InputSerializer, responses=DatasetSavedOutput)
     def patch(self, request: Request, dataset_id: int) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         changes = {"name": self.dataset.name, "nucleus_dataset_id": self.dataset.nucleus_dataset_id, **data.validated_data}
-        return Response(DatasetOutput(dataset_update(dataset=self.dataset, **changes)).data)
+        return Response(DatasetSavedOutput(dataset_update(dataset=self.dataset, **changes)).data)
 
 
 class MemberOutput(serializers.Serializer):

@@ -4,12 +4,16 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from labeling.models import Dataset, DatasetMember
+from labeling.services.nucleus_items import nucleus_link_check
 
 
 def dataset_create(*, name: str, kind: str, nucleus_dataset_id: str = "", created_by=None) -> Dataset:
-    """Create a dataset; its creator, if given, becomes its first admin."""
+    """Create a dataset; its creator, if given, becomes its first admin. A Nucleus dataset it links
+    to is checked first (see `dataset_update`)."""
     dataset = Dataset(name=name, kind=kind, nucleus_dataset_id=nucleus_dataset_id)
     dataset.full_clean()
+    # Before the transaction: no network I/O while it is open.
+    dataset.nucleus_link_warning = nucleus_link_check(nucleus_dataset_id=nucleus_dataset_id, kind=kind)
     with transaction.atomic():
         dataset.save()
         if created_by is not None:
@@ -18,10 +22,16 @@ def dataset_create(*, name: str, kind: str, nucleus_dataset_id: str = "", create
 
 
 def dataset_update(*, dataset: Dataset, name: str, nucleus_dataset_id: str) -> Dataset:
-    """Rename a dataset or link it to a Nucleus dataset. Its kind is fixed: it decides what it holds."""
+    """Rename a dataset or link it to a Nucleus dataset. Its kind is fixed: it decides what it holds.
+
+    A new link is checked on Nucleus (`nucleus_link_check`): an id Nucleus does not know, or a
+    dataset of the other kind, is a ValidationError on `nucleus_dataset_id`. When the check could
+    not run, the link is stored and `dataset.nucleus_link_warning` says why ("" otherwise)."""
+    relinked = nucleus_dataset_id != dataset.nucleus_dataset_id
     dataset.name = name
     dataset.nucleus_dataset_id = nucleus_dataset_id
     dataset.full_clean()
+    dataset.nucleus_link_warning = nucleus_link_check(nucleus_dataset_id=nucleus_dataset_id, kind=dataset.kind) if relinked else ""
     dataset.save(update_fields=["name", "nucleus_dataset_id"])
     return dataset
 

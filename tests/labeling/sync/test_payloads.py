@@ -2,12 +2,16 @@
 
 Expected payloads are built here by the SDK's own classes from values the test chose."""
 
+import functools
+
 import nucleus
 import pytest
+import tqdm
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from labeling.models import CategoryAnnotation, Dataset
+from labeling.nucleus import remote_dataset
 from taxonomies.services import taxonomy_create
 from tests.factories import ItemFactory, SceneFactory
 from tests.labeling.sync.support import finish, sync
@@ -140,3 +144,26 @@ def test_one_batch_takes_the_same_queries_whatever_its_size(linked, fake_nucleus
     # 1 synced (all at version 2), 1 release, and 1 claim that finds nothing.
     assert report.batches == 1 and report.synced == 80
     assert len(queries) == 12, "\n".join(query["sql"] for query in queries.captured_queries)
+
+
+def test_the_one_attempt_transport_sends_exactly_what_the_sdk_s_own_sends(fake_nucleus, nucleus_settings):
+    dataset_id = fake_nucleus.create_dataset("Transport")
+    fake_nucleus.add_items(dataset_id, [{"reference_id": "image_0", "image_url": "https://a.test/0.jpg"}])
+    annotation = nucleus.CategoryAnnotation(label="shirt", reference_id="image_0", taxonomy_name="clothing_type", metadata={"n": 1})
+    client = nucleus.NucleusClient(api_key=fake_nucleus.api_key, endpoint=fake_nucleus.endpoint)
+    client.tqdm_bar = functools.partial(tqdm.tqdm, disable=True)
+    sdk_dataset = client.get_dataset(dataset_id)
+    sdk_dataset.add_taxonomy("clothing_type", "category", ["shirt"], update=True)
+    sdk_dataset.annotate([annotation], update=True)
+    sdk_dataset.delete_taxonomy("clothing_type")
+    with remote_dataset(dataset_id) as remote:
+        remote.add_taxonomy("clothing_type", ["shirt"])
+        remote.annotate([annotation])
+        remote.delete_taxonomy("clothing_type")
+
+    def seen(request):
+        return (request.method, request.path, request.query, request.body, request.api_key, request.headers["content-type"])
+
+    by_sdk, by_us = fake_nucleus.requests[:3], fake_nucleus.requests[3:]
+    assert [seen(request) for request in by_us] == [seen(request) for request in by_sdk]
+    assert [request.route for request in by_us] == ["add_taxonomy", "annotate", "delete_taxonomy"]

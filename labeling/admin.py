@@ -47,6 +47,17 @@ def _annotations_in_sync_state(state: str) -> Coalesce:
     return Coalesce(Subquery(counted), 0)
 
 
+def _count_column(attribute: str, description: str):
+    """A sortable list column showing a count the admin's queryset annotates."""
+
+    @admin.display(description=description, ordering=attribute)
+    def column(dataset):
+        return getattr(dataset, attribute)
+
+    column.__name__ = attribute
+    return column
+
+
 class DatasetAdminForm(forms.ModelForm):
     # Set by DatasetAdmin.changeform_view, which asks Nucleus before the admin's transaction opens.
     nucleus_link_error = ""
@@ -65,7 +76,10 @@ class DatasetAdminForm(forms.ModelForm):
 class DatasetAdmin(admin.ModelAdmin):
     form = DatasetAdminForm
     list_display = [
-        "name", "kind", "nucleus_dataset_id", "item_count", "scene_count", "sync_pending", "sync_failed", "created_at",
+        "name", "kind", "nucleus_dataset_id",
+        _count_column("item_total", "items"), _count_column("scene_total", "scenes"),
+        _count_column("pending_total", "pending sync"), _count_column("failed_total", "failed sync"),
+        "created_at",
     ]
     list_filter = ["kind"]
     search_fields = ["name", "nucleus_dataset_id"]
@@ -110,14 +124,6 @@ class DatasetAdmin(admin.ModelAdmin):
         if warning:
             self.message_user(request, warning, messages.WARNING)
 
-    @admin.display(description="pending sync", ordering="pending_total")
-    def sync_pending(self, dataset):
-        return dataset.pending_total
-
-    @admin.display(description="failed sync", ordering="failed_total")
-    def sync_failed(self, dataset):
-        return dataset.failed_total
-
     @admin.display(description="Nucleus sync")
     def nucleus_sync(self, dataset):
         if dataset.pk is None:
@@ -133,14 +139,6 @@ class DatasetAdmin(admin.ModelAdmin):
     def retry_failed_sync(self, request, queryset):
         retried = sum(sync_retry_failed(dataset=dataset) for dataset in queryset)
         self.message_user(request, f"{retried} failed annotation(s) are pending again; a sync is on its way.")
-
-    @admin.display(description="items", ordering="item_total")
-    def item_count(self, dataset):
-        return dataset.item_total
-
-    @admin.display(description="scenes", ordering="scene_total")
-    def scene_count(self, dataset):
-        return dataset.scene_total
 
 
 class LabelInlineForm(forms.ModelForm):

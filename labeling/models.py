@@ -138,6 +138,16 @@ def uploaded_image_path(instance: "Item", filename: str) -> str:
     return f"items/{instance.dataset_id}/{uuid.uuid4().hex}{suffix}"
 
 
+def nucleus_uploaded_at_field() -> models.DateTimeField:
+    """Items and scenes record when Nucleus got them (`labeling.services.nucleus_items`)."""
+    return models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When it was appended to the linked Nucleus dataset (or pulled from it); empty until then.",
+    )
+
+
 class Scene(models.Model):
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="scenes")
     reference_id = models.CharField(max_length=255, help_text="Nucleus reference_id of the scene.")
@@ -154,12 +164,7 @@ class Scene(models.Model):
     )
     metadata = models.JSONField(default=dict, blank=True, validators=[validate_metadata])
     created_at = models.DateTimeField(auto_now_add=True)
-    nucleus_uploaded_at = models.DateTimeField(
-        null=True,
-        blank=True,
-        editable=False,
-        help_text="When it was appended to the linked Nucleus dataset (or pulled from it); empty until then.",
-    )
+    nucleus_uploaded_at = nucleus_uploaded_at_field()
 
     objects = ReferenceIdQuerySet.as_manager()
 
@@ -219,12 +224,7 @@ class Item(models.Model):
         null=True, blank=True, help_text="Position of the frame in its scene, from 0."
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    nucleus_uploaded_at = models.DateTimeField(
-        null=True,
-        blank=True,
-        editable=False,
-        help_text="When it was appended to the linked Nucleus dataset (or pulled from it); empty until then.",
-    )
+    nucleus_uploaded_at = nucleus_uploaded_at_field()
 
     objects = ReferenceIdQuerySet.as_manager()
 

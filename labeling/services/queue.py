@@ -96,6 +96,7 @@ def _claim_sql() -> str:
 
 
 def _claim_params(*, dataset_id: int, user_id: int, now, expires) -> list:
+    now, expires = _db_datetime(now), _db_datetime(expires)
     return [
         user_id, expires,
         user_id, dataset_id, now,  # held
@@ -151,7 +152,7 @@ def task_submit(
                 f"AND (holder_id IS NULL OR holder_id = %s OR lease_expires_at < %s) "
                 f"AND (state = 'open' OR done_by_id IS NULL OR done_by_id = %s OR %s) "
                 f"RETURNING {target_column}, EXISTS (SELECT 1 FROM {annotation} a WHERE a.{target_column} = {task}.{target_column})",
-                [user.id, now, dataset.id, reference_id, user.id, now, user.id, may_change_others_work],
+                [user.id, _db_datetime(now), dataset.id, reference_id, user.id, _db_datetime(now), user.id, may_change_others_work],
             )
             closed = cursor.fetchone()
         if closed is None:
@@ -187,6 +188,12 @@ def task_for_reference_id(*, dataset: Dataset, reference_id: str) -> Task:
     if task is None:
         raise ValidationError({"reference_id": f"No item or scene of this dataset has reference_id {reference_id!r}."})
     return task
+
+
+def _db_datetime(value):
+    """A datetime as the ORM stores it (SQLite: naive UTC text, which compares correctly with the
+    stored values; raw SQL would otherwise send it with a "+00:00" suffix)."""
+    return connection.ops.adapt_datetimefield_value(value)
 
 
 def _table(model) -> str:

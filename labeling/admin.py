@@ -19,9 +19,9 @@ from django.utils.text import Truncator
 
 from labeling import selectors
 from labeling.models import CategoryAnnotation, Dataset, DatasetMember, Item, Scene
-from labeling.services.annotations import label_remove
+from labeling.services.annotations import label_remove, taxonomy_remove
 from labeling.services.nucleus_items import nucleus_link_check
-from labeling.services.sync import sync_blocker, sync_counts, sync_retry_failed
+from labeling.services.sync import sync_blocker, sync_counts, sync_nucleus_link_changed, sync_retry_failed
 from taxonomies.models import Label, Taxonomy
 from taxonomies.services import LabelSpec, label_update, taxonomy_add_labels, taxonomy_reorder_labels
 
@@ -81,7 +81,7 @@ class DatasetAdmin(admin.ModelAdmin):
         _count_column("pending_total", "pending sync"), _count_column("failed_total", "failed sync"),
         "created_at",
     ]
-    list_filter = ["kind"]
+    list_filter = ["kind", "nucleus_push_items"]
     search_fields = ["name", "nucleus_dataset_id"]
     readonly_fields = ["nucleus_sync"]
     inlines = [DatasetMemberInline]
@@ -120,6 +120,9 @@ class DatasetAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
+        if change and "nucleus_dataset_id" in form.changed_data:
+            resent = sync_nucleus_link_changed(dataset=obj)
+            self.message_user(request, f"Linked to another Nucleus dataset: {resent} finished annotation(s) will be sent to it.")
         _, warning = getattr(request, "nucleus_link", ("", ""))
         if warning:
             self.message_user(request, warning, messages.WARNING)
@@ -275,6 +278,12 @@ class TaxonomyAdmin(admin.ModelAdmin):
     def nucleus_status(self, taxonomy):
         if taxonomy.pk is None or taxonomy.nucleus_labels is None:
             return "Not created on Nucleus yet"
+        renamed_from = taxonomy.nucleus_renamed_from()
+        if renamed_from:
+            return (
+                f"Must be rebuilt on Nucleus (renamed from {renamed_from}): the next sync deletes {renamed_from} "
+                "there, creates this name and re-uploads every finished annotation."
+            )
         removed = taxonomy.nucleus_labels_removed()
         if removed:
             return (
@@ -339,16 +348,25 @@ class TaxonomyAdmin(admin.ModelAdmin):
         super().save_related(request, form, formsets, change)
         # Fresh from the database: the page's instance may hold the labels prefetched before the save.
         taxonomy = Taxonomy.objects.get(pk=form.instance.pk)
-        removed = taxonomy.nucleus_labels_removed()
-        if removed:
+        removed, renamed_from = taxonomy.nucleus_labels_removed(), taxonomy.nucleus_renamed_from()
+        if removed or renamed_from:
             finished = taxonomy.annotations.filter(status=CategoryAnnotation.Status.FINISHED).count()
+            why = f"it was renamed from “{renamed_from}”" if renamed_from else f"{', '.join(removed)} changed"
             self.message_user(
                 request,
-                f"Nucleus keeps labels append-only. Because {', '.join(removed)} changed, the next sync will "
-                f"delete “{taxonomy.taxonomy_name}” on Nucleus, re-create it with the current labels and "
-                f"re-upload its {finished} finished annotation(s).",
+                f"Nucleus keeps labels append-only and annotations under the taxonomy's name. Because {why}, the next "
+                f"sync will delete “{renamed_from or taxonomy.taxonomy_name}” on Nucleus, create “{taxonomy.taxonomy_name}” "
+                f"with the current labels and re-upload its {finished} finished annotation(s).",
                 messages.WARNING,
             )
+
+    def delete_model(self, request, obj):
+        # Through the service: it records that Nucleus must delete the taxonomy too.
+        taxonomy_remove(taxonomy=obj, confirm=True)
+
+    def delete_queryset(self, request, queryset):
+        for taxonomy in queryset:
+            taxonomy_remove(taxonomy=taxonomy, confirm=True)
 
 
 @admin.register(Scene)

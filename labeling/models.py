@@ -66,6 +66,11 @@ class Dataset(models.Model):
         blank=True,
         help_text="The Nucleus dataset (ds_...) this dataset syncs to; empty until linked.",
     )
+    nucleus_push_items = models.BooleanField(
+        default=False,
+        help_text="Each sync first appends the items or scenes Nucleus does not have yet (dataset.append); "
+        "an annotation waits, pending, until its item or scene is there.",
+    )
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="DatasetMember", related_name="labeling_datasets"
     )
@@ -596,3 +601,24 @@ class IdempotentRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}:{self.key}"
+
+
+class NucleusTaxonomyDeletion(models.Model):
+    """A taxonomy that must be deleted on the linked Nucleus dataset: its taxonomy was deleted here,
+    and once the row is gone the sync could not know. Written in the transaction that deletes the
+    taxonomy (`taxonomy_remove`); the sync deletes it on Nucleus, then this row."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="nucleus_taxonomy_deletions")
+    taxonomy_name = models.CharField(
+        max_length=500,
+        help_text="The name on Nucleus: a taxonomy_name, or '<taxonomy_name>:<label>' for a class of a multi-label taxonomy.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "taxonomy_name"], name="labeling_nucleustaxonomydeletion_once_per_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"delete {self.taxonomy_name} on Nucleus ({self.dataset_id})"

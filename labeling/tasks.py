@@ -14,11 +14,13 @@ def items_fill_image_sizes(item_ids: list[int]) -> int:
 
 
 @shared_task(name="labeling.sync_dataset", acks_late=True, reject_on_worker_lost=True)
-def sync_dataset(dataset_id: int) -> dict:
-    """Send the dataset's pending annotations to Nucleus. Idempotent: it sends only what is pending,
-    with update=True. It stops starting batches half-way through its soft time limit and enqueues a
-    successor for the rest, so it never runs into the limit (which is below the visibility timeout)."""
-    return sync_run(dataset_id=dataset_id, time_budget=settings.CELERY_TASK_SOFT_TIME_LIMIT / 2).as_dict()
+def sync_dataset(dataset_id: int, include_waiting: bool = False) -> dict:
+    """Send the dataset's pending annotations to Nucleus (`include_waiting`: also those whose retry
+    is not due yet, for "Sync now"). Idempotent: it sends only what is pending, with update=True.
+    It stops starting batches half-way through its soft time limit and enqueues a successor for the
+    rest, so it never runs into the limit (which is below the visibility timeout)."""
+    budget = settings.CELERY_TASK_SOFT_TIME_LIMIT / 2
+    return sync_run(dataset_id=dataset_id, time_budget=budget, include_waiting=include_waiting).as_dict()
 
 
 @shared_task(name="labeling.sync_sweep", acks_late=True, reject_on_worker_lost=True)

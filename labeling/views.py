@@ -18,8 +18,15 @@ from labeling.selectors import (
     taxonomy_list_for_labeling,
     taxonomy_rebuild_list,
 )
-from labeling.services.nucleus_items import nucleus_items_pending_count
-from labeling.services.sync import sync_blocker, sync_counts, sync_enqueue, sync_retry_failed
+from labeling.services.nucleus_items import nucleus_items_pending_count, nucleus_items_push_blocker
+from labeling.services.sync import (
+    sync_blocker,
+    sync_counts,
+    sync_enqueue,
+    sync_retry_failed,
+    sync_taxonomy_renames,
+    sync_waiting_for_items,
+)
 
 TASK_URL_PLACEHOLDER = "__reference_id__"
 
@@ -62,15 +69,22 @@ def dataset_sync(request: HttpRequest, dataset_id: int) -> HttpResponse:
     dataset = dataset_get_for_admin(user=request.user, dataset_id=dataset_id)
     after = int(request.GET["after"]) if request.GET.get("after", "").isdigit() else 0
     failures = sync_failure_page(dataset=dataset, after=after, limit=SYNC_FAILURES_PER_PAGE + 1)
+    blocker = sync_blocker(dataset=dataset)
+    pushes = dataset.nucleus_push_items and not blocker
+    rebuilds = taxonomy_rebuild_list(dataset=dataset)
+    renames = sync_taxonomy_renames(dataset=dataset) if rebuilds else {}
     context = {
         "dataset": dataset,
         "counts": sync_counts(dataset=dataset),
-        "blocker": sync_blocker(dataset=dataset),
+        "blocker": blocker,
         "not_on_nucleus": nucleus_items_pending_count(dataset=dataset) if dataset.nucleus_dataset_id else None,
+        # With nucleus_push_items, annotations of items not on Nucleus wait; why, if the sync cannot append them.
+        "waiting_for_items": sync_waiting_for_items(dataset=dataset) if pushes else 0,
+        "push_blocker": nucleus_items_push_blocker(dataset=dataset) if pushes else None,
         "failures": failures[:SYNC_FAILURES_PER_PAGE],
         "next_after": failures[SYNC_FAILURES_PER_PAGE - 1].id if len(failures) > SYNC_FAILURES_PER_PAGE else None,
         "after": after,
-        "rebuilds": taxonomy_rebuild_list(dataset=dataset),
+        "rebuilds": [{**rebuild, "renamed_from": renames.get(rebuild["taxonomy_name"], "")} for rebuild in rebuilds],
     }
     return render(request, "labeling/sync.html", context)
 
@@ -91,7 +105,7 @@ def dataset_sync_start(request: HttpRequest, dataset_id: int) -> HttpResponse:
     blocker = sync_blocker(dataset=dataset)
     if blocker:
         messages.warning(request, f"No sync was started. {blocker}")
-    elif sync_enqueue(dataset_id=dataset.id):
+    elif sync_enqueue(dataset_id=dataset.id, include_waiting=True):  # "now": retries that are not due yet too
         messages.success(request, "A sync was started.")
     else:
         messages.error(request, "The task queue could not be reached; the periodic sweep will start the sync.")

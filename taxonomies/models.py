@@ -3,8 +3,8 @@
 A taxonomy is a named set of category labels in one dataset; an item or scene gets at most one
 annotation per taxonomy. Nucleus keeps a taxonomy's labels append-only, so renaming or removing a
 label here is allowed but means the taxonomy must be rebuilt there: `nucleus_labels` records what
-Nucleus was last given, and everything about the rebuild is derived from comparing it with the labels
-we have now.
+Nucleus was last given (and `nucleus_taxonomy_name` under which name), and everything about the
+rebuild is derived from comparing them with the labels and the name we have now.
 """
 
 from django.conf import settings
@@ -83,6 +83,13 @@ class Taxonomy(models.Model):
         help_text="The labels Nucleus was last given for this taxonomy, in order; empty if it was "
         "never created there.",
     )
+    nucleus_taxonomy_name = models.CharField(
+        max_length=200,
+        blank=True,
+        editable=False,
+        help_text="The taxonomy_name Nucleus has this taxonomy under (recorded with nucleus_labels); a "
+        "different taxonomy_name now means it was renamed here and must be rebuilt there.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = TaxonomyQuerySet.as_manager()
@@ -151,8 +158,17 @@ class Taxonomy(models.Model):
         known = set(self.nucleus_labels or [])
         return [name for name in (self.label_names() if current is None else current) if name not in known]
 
+    def nucleus_renamed_from(self) -> str:
+        """The taxonomy_name Nucleus has it under, when it was renamed here since ("" otherwise).
+
+        Nucleus keeps the annotations under the old name: the old taxonomy must be deleted there,
+        the new one created and every finished annotation uploaded again."""
+        if self.nucleus_labels is None or self.nucleus_taxonomy_name in ("", self.taxonomy_name):
+            return ""
+        return self.nucleus_taxonomy_name
+
     def needs_nucleus_rebuild(self) -> bool:
-        return bool(self.nucleus_labels_removed())
+        return bool(self.nucleus_labels_removed()) or bool(self.nucleus_renamed_from())
 
 
 class Label(models.Model):

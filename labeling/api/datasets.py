@@ -15,12 +15,18 @@ from labeling.selectors import dataset_list_for_user
 from labeling.services.datasets import dataset_create, dataset_member_remove, dataset_member_set, dataset_update
 
 
+PUSH_ITEMS_HELP = (
+    "Each sync first appends to Nucleus the items or scenes it does not have yet; their annotations wait, "
+    "pending, until they are there."
+)
+
+
 class DatasetOutput(serializers.ModelSerializer):
     role = serializers.CharField(help_text="Your role in the dataset: admin or labeler.")
 
     class Meta:
         model = Dataset
-        fields = ["id", "name", "kind", "nucleus_dataset_id", "role", "created_at"]
+        fields = ["id", "name", "kind", "nucleus_dataset_id", "nucleus_push_items", "role", "created_at"]
 
 
 class DatasetSavedOutput(DatasetOutput):
@@ -42,6 +48,7 @@ class DatasetListApi(APIView):
         name = serializers.CharField(max_length=200)
         kind = serializers.ChoiceField(choices=Dataset.Kind.choices, default=Dataset.Kind.IMAGES)
         nucleus_dataset_id = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+        nucleus_push_items = serializers.BooleanField(required=False, default=False, help_text=PUSH_ITEMS_HELP)
 
     @extend_schema(responses=DatasetOutput(many=True))
     def get(self, request: Request) -> Response:
@@ -63,6 +70,7 @@ class DatasetDetailApi(DatasetApi):
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=200, required=False)
         nucleus_dataset_id = serializers.CharField(max_length=100, required=False, allow_blank=True)
+        nucleus_push_items = serializers.BooleanField(required=False, help_text=PUSH_ITEMS_HELP)
 
     @extend_schema(responses=DatasetOutput)
     def get(self, request: Request, dataset_id: int) -> Response:
@@ -72,7 +80,8 @@ class DatasetDetailApi(DatasetApi):
     def patch(self, request: Request, dataset_id: int) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        changes = {"name": self.dataset.name, "nucleus_dataset_id": self.dataset.nucleus_dataset_id, **data.validated_data}
+        current = {name: getattr(self.dataset, name) for name in ("name", "nucleus_dataset_id", "nucleus_push_items")}
+        changes = {**current, **data.validated_data}
         return Response(DatasetSavedOutput(dataset_update(dataset=self.dataset, **changes)).data)
 
 

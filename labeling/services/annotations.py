@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from labeling.errors import BatchInvalid, RowError
 from labeling.models import AnnotationLabel, CategoryAnnotation, Dataset, Item, Scene, Task
-from labeling.services.sync import sync_enqueue_on_commit
+from labeling.services.sync import nucleus_taxonomy_deletion_record, sync_enqueue_on_commit
 from labeling.validators import validate_metadata
 from taxonomies.models import Label, Taxonomy
 from taxonomies.services import label_delete, taxonomies_changed
@@ -480,6 +480,7 @@ def taxonomy_remove(*, taxonomy: Taxonomy, confirm: bool) -> int:
                 code="taxonomy_in_use",
             )
         deleted = taxonomy.annotations.count()
+        nucleus_taxonomy_deletion_record(taxonomy=taxonomy)
         taxonomy.delete()
         taxonomies_changed(dataset_id=taxonomy.dataset_id)
     return deleted

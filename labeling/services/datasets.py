@@ -5,12 +5,15 @@ from django.db import transaction
 
 from labeling.models import Dataset, DatasetMember
 from labeling.services.nucleus_items import nucleus_link_check
+from labeling.services.sync import sync_nucleus_link_changed
 
 
-def dataset_create(*, name: str, kind: str, nucleus_dataset_id: str = "", created_by=None) -> Dataset:
+def dataset_create(
+    *, name: str, kind: str, nucleus_dataset_id: str = "", nucleus_push_items: bool = False, created_by=None
+) -> Dataset:
     """Create a dataset; its creator, if given, becomes its first admin. A Nucleus dataset it links
     to is checked first (see `dataset_update`)."""
-    dataset = Dataset(name=name, kind=kind, nucleus_dataset_id=nucleus_dataset_id)
+    dataset = Dataset(name=name, kind=kind, nucleus_dataset_id=nucleus_dataset_id, nucleus_push_items=nucleus_push_items)
     dataset.full_clean()
     # Before the transaction: no network I/O while it is open.
     dataset.nucleus_link_warning = nucleus_link_check(nucleus_dataset_id=nucleus_dataset_id, kind=kind)
@@ -21,18 +24,24 @@ def dataset_create(*, name: str, kind: str, nucleus_dataset_id: str = "", create
     return dataset
 
 
-def dataset_update(*, dataset: Dataset, name: str, nucleus_dataset_id: str) -> Dataset:
-    """Rename a dataset or link it to a Nucleus dataset. Its kind is fixed: it decides what it holds.
+def dataset_update(*, dataset: Dataset, name: str, nucleus_dataset_id: str, nucleus_push_items: bool) -> Dataset:
+    """Rename a dataset, link it to a Nucleus dataset, or choose whether its syncs append its items
+    to Nucleus first. Its kind is fixed: it decides what it holds.
 
     A new link is checked on Nucleus (`nucleus_link_check`): an id Nucleus does not know, or a
     dataset of the other kind, is a ValidationError on `nucleus_dataset_id`. When the check could
-    not run, the link is stored and `dataset.nucleus_link_warning` says why ("" otherwise)."""
+    not run, the link is stored and `dataset.nucleus_link_warning` says why ("" otherwise). A changed
+    link makes every finished annotation go again, to the new Nucleus dataset (`sync_nucleus_link_changed`)."""
     relinked = nucleus_dataset_id != dataset.nucleus_dataset_id
     dataset.name = name
     dataset.nucleus_dataset_id = nucleus_dataset_id
+    dataset.nucleus_push_items = nucleus_push_items
     dataset.full_clean()
     dataset.nucleus_link_warning = nucleus_link_check(nucleus_dataset_id=nucleus_dataset_id, kind=dataset.kind) if relinked else ""
-    dataset.save(update_fields=["name", "nucleus_dataset_id"])
+    with transaction.atomic():
+        dataset.save(update_fields=["name", "nucleus_dataset_id", "nucleus_push_items"])
+        if relinked:
+            sync_nucleus_link_changed(dataset=dataset)
     return dataset
 
 

@@ -189,7 +189,7 @@ def nucleus_items_push(
     Stops at the first batch Nucleus could not take (refused or unreachable): run it again later;
     what was recorded is not sent again. An uploaded image is given to Nucleus as
     PUBLIC_MEDIA_URL + its stored name; without that setting, a dataset with uploads is refused."""
-    blocker = sync_blocker(dataset=dataset) or _uploads_blocker(dataset)
+    blocker = nucleus_items_push_blocker(dataset=dataset)
     if blocker:
         return PushReport(blocked=blocker)
     report = PushReport()
@@ -211,6 +211,11 @@ def _not_uploaded(dataset: Dataset):
     if dataset.kind == Dataset.Kind.SCENES:
         return Scene.objects.filter(dataset=dataset, nucleus_uploaded_at__isnull=True)
     return Item.objects.filter(dataset=dataset, scene__isnull=True, nucleus_uploaded_at__isnull=True)
+
+
+def nucleus_items_push_blocker(*, dataset: Dataset) -> str | None:
+    """Why nothing can be appended to Nucleus now, in words for the dataset's admin; None if it can."""
+    return sync_blocker(dataset=dataset) or _uploads_blocker(dataset)
 
 
 def _uploads_blocker(dataset: Dataset) -> str | None:

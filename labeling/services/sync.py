@@ -43,8 +43,8 @@ from django.db.models import Case, Count, F, Q, Value, When
 from django.utils import timezone
 
 from labeling import nucleus
-from labeling.models import CategoryAnnotation, Dataset
-from taxonomies.models import Label, Taxonomy
+from labeling.models import CategoryAnnotation, Dataset, Item, NucleusTaxonomyDeletion, Scene
+from taxonomies.models import MULTI_LABEL_SEPARATOR, Label, Taxonomy
 
 logger = logging.getLogger(__name__)
 State = CategoryAnnotation.SyncState
@@ -128,9 +128,12 @@ class TaxonomyPlan:
     adds: list[tuple[str, list[str]]]
     rebuild: bool  # Nucleus deletes a taxonomy's annotations with it: they must all be sent again
     labels: list[str]  # the labels Nucleus will have been given (the new `nucleus_labels`)
+    taxonomy_name: str  # the name Nucleus will have it under (the new `nucleus_taxonomy_name`)
+    renamed_from: str = ""
 
     def describe(self) -> list[str]:
-        lines = [f"delete taxonomy {name} on Nucleus (and its annotations there)" for name in self.deletes]
+        lines = [f"renamed from {self.renamed_from}: Nucleus keeps its annotations under that name"] if self.renamed_from else []
+        lines += [f"delete taxonomy {name} on Nucleus (and its annotations there)" for name in self.deletes]
         lines += [f"create or update taxonomy {name} with labels {labels}" for name, labels in self.adds]
         if self.rebuild:
             lines.append("then send every finished annotation of it again")
@@ -138,22 +141,97 @@ class TaxonomyPlan:
 
 
 def taxonomy_nucleus_plan(taxonomy: Taxonomy) -> TaxonomyPlan | None:
-    """Compare the labels Nucleus was last given (`nucleus_labels`) with the current ones; None when
-    Nucleus is up to date. Uses the taxonomy's prefetched labels when it has them.
+    """Compare what Nucleus was last given (`nucleus_labels` under `nucleus_taxonomy_name`) with the
+    current labels and name; None when Nucleus is up to date. Uses the taxonomy's prefetched labels
+    when it has them.
 
-    A multi-label taxonomy lives on Nucleus as one True/False taxonomy per label."""
+    A multi-label taxonomy lives on Nucleus as one True/False taxonomy per label. A renamed taxonomy
+    is deleted there under its old name(s) and created under the new one(s)."""
     current = taxonomy.label_names()
     removed = taxonomy.nucleus_labels_removed(current)
     added = taxonomy.nucleus_labels_added(current)
-    if taxonomy.nucleus_labels is not None and not removed and not added:
+    renamed_from = taxonomy.nucleus_renamed_from()
+    if taxonomy.nucleus_labels is not None and not removed and not added and not renamed_from:
         return None
-    if taxonomy.multi_label:
-        deletes = [nucleus.binary_taxonomy_name(taxonomy.taxonomy_name, name) for name in removed]
-        adds = [(nucleus.binary_taxonomy_name(taxonomy.taxonomy_name, name), nucleus.BINARY_LABELS) for name in added]
+    name = taxonomy.taxonomy_name
+    if renamed_from:
+        deletes = nucleus_taxonomy_names(renamed_from, taxonomy.multi_label, taxonomy.nucleus_labels)
+        added = current
+    elif taxonomy.multi_label:
+        deletes = [nucleus.binary_taxonomy_name(name, label) for label in removed]
     else:
-        deletes = [taxonomy.taxonomy_name] if removed else []
-        adds = [(taxonomy.taxonomy_name, current)]
-    return TaxonomyPlan(deletes=deletes, adds=adds, rebuild=bool(removed), labels=current)
+        deletes = [name] if removed else []
+    if taxonomy.multi_label:
+        adds = [(nucleus.binary_taxonomy_name(name, label), nucleus.BINARY_LABELS) for label in added]
+    else:
+        adds = [(name, current)]
+    return TaxonomyPlan(
+        deletes=deletes, adds=adds, rebuild=bool(removed or renamed_from), labels=current, taxonomy_name=name, renamed_from=renamed_from
+    )
+
+
+def nucleus_taxonomy_names(taxonomy_name: str, multi_label: bool, labels: Iterable[str]) -> list[str]:
+    """The taxonomies Nucleus has for one of ours: itself, or one True/False taxonomy per label."""
+    if multi_label:
+        return [nucleus.binary_taxonomy_name(taxonomy_name, label) for label in labels]
+    return [taxonomy_name]
+
+
+def sync_taxonomy_renames(*, dataset: Dataset) -> dict[str, str]:
+    """{taxonomy_name: the name Nucleus has it under} of the dataset's taxonomies renamed since they
+    were sent (one query)."""
+    taxonomies = Taxonomy.objects.filter(dataset=dataset, nucleus_labels__isnull=False).exclude(nucleus_taxonomy_name="")
+    return {
+        taxonomy.taxonomy_name: taxonomy.nucleus_taxonomy_name
+        for taxonomy in taxonomies.exclude(nucleus_taxonomy_name=F("taxonomy_name")).only("taxonomy_name", "nucleus_taxonomy_name")
+    }
+
+
+# --- Changes that Nucleus must hear of without an annotation changing --------------------------
+
+
+def nucleus_taxonomy_deletion_record(*, taxonomy: Taxonomy) -> None:
+    """Remember that this taxonomy, about to be deleted here, must be deleted on the linked Nucleus
+    dataset (with its annotations there): every name it may have there, under its snapshot and its
+    current name and labels (a sync in flight may be creating those). Call it in the transaction
+    that deletes the taxonomy, before the delete; the sync sends the deletes after the commit."""
+    if not taxonomy.dataset.nucleus_dataset_id:
+        return
+    current = taxonomy.label_names()
+    names = set(nucleus_taxonomy_names(taxonomy.taxonomy_name, taxonomy.multi_label, current))
+    if taxonomy.nucleus_labels is not None:
+        sent_as = taxonomy.nucleus_taxonomy_name or taxonomy.taxonomy_name
+        names |= set(nucleus_taxonomy_names(sent_as, taxonomy.multi_label, taxonomy.nucleus_labels))
+    now = timezone.now()
+    # A name deleted again before the sync ran gets a new created_at: the sync then keeps the row
+    # if it had read the old one (see `_taxonomy_deletions_apply`).
+    NucleusTaxonomyDeletion.objects.bulk_create(
+        [NucleusTaxonomyDeletion(dataset_id=taxonomy.dataset_id, taxonomy_name=name, created_at=now) for name in sorted(names)],
+        update_conflicts=True, unique_fields=["dataset", "taxonomy_name"], update_fields=["created_at"],
+    )
+    sync_enqueue_on_commit(dataset_id=taxonomy.dataset_id)
+
+
+def sync_nucleus_link_changed(*, dataset: Dataset) -> int:
+    """The dataset now syncs to another Nucleus dataset (or to none): nothing of what the old one has
+    counts. Forget every snapshot (taxonomies sent, items appended, taxonomies to delete there) and
+    put every finished annotation back in the outbox; returns how many. Call it in the transaction
+    that changes the link: a batch in flight loses its claim and cannot be marked synced."""
+    Taxonomy.objects.filter(dataset=dataset).update(nucleus_labels=None, nucleus_taxonomy_name="")
+    NucleusTaxonomyDeletion.objects.filter(dataset=dataset).delete()
+    for model in (Item, Scene):
+        model.objects.filter(dataset=dataset, nucleus_uploaded_at__isnull=False).update(nucleus_uploaded_at=None)
+    resent = _send_again(dataset.annotations.filter(status=CategoryAnnotation.Status.FINISHED))
+    sync_enqueue_on_commit(dataset_id=dataset.id)
+    return resent
+
+
+def _send_again(annotations) -> int:
+    """Put these annotations back in the outbox as never sent, taking them from any batch in flight."""
+    return annotations.update(
+        sync_state=State.PENDING, synced_version=0, sync_attempts=0, sync_next_attempt_at=None,
+        sync_error="", sync_claim=None, sync_claimed_until=None,
+    )
 
 
 # --- Enqueueing ---------------------------------------------------------------------------------
@@ -183,14 +261,17 @@ def sync_enqueue_on_commit(*, dataset_id: int) -> None:
     transaction.on_commit(_EnqueueAfterCommit(dataset_id))
 
 
-def sync_enqueue(*, dataset_id: int) -> bool:
+def sync_enqueue(*, dataset_id: int, include_waiting: bool = False) -> bool:
     """Publish `labeling.sync_dataset` now. A broker that is down is logged and swallowed: the
-    annotations are safe in the outbox, and the sweep enqueues them once the broker is back."""
+    annotations are safe in the outbox, and the sweep enqueues them once the broker is back.
+
+    `include_waiting` (a person pressed "Sync now") also sends annotations whose retry is not due yet."""
     from labeling.tasks import sync_dataset
 
     try:
         # No publish retries: the caller is a web request that has already committed.
-        sync_dataset.apply_async(args=[dataset_id], retry=False)
+        kwargs = {"include_waiting": True} if include_waiting else {}
+        sync_dataset.apply_async(args=[dataset_id], kwargs=kwargs, retry=False)
     except Exception:
         # Whatever failed (the broker, or in eager mode the sync itself), the request that
         # committed the annotations must not fail because of it; the sweep comes back for them.
@@ -205,15 +286,18 @@ def sync_sweep() -> list[int]:
     if not settings.NUCLEUS_API_KEY:
         return []
     now = timezone.now()
-    due = set(CategoryAnnotation.objects.filter(_due(now, now)).values_list("dataset_id", flat=True).distinct().order_by())
-    dataset_ids = sorted(due | {taxonomy.dataset_id for taxonomy in _taxonomies_out_of_date()})
+    due = CategoryAnnotation.objects.filter(_due(now, now)).values_list("dataset_id", flat=True).order_by()
+    # Taxonomies deleted here that Nucleus still has: no annotation is left to bring a sync to them.
+    deletions = NucleusTaxonomyDeletion.objects.values_list("dataset_id", flat=True).order_by()
+    dataset_ids = sorted(set(due.union(deletions)) | {taxonomy.dataset_id for taxonomy in _taxonomies_out_of_date()})
     for dataset_id in dataset_ids:
         sync_enqueue(dataset_id=dataset_id)
     return dataset_ids
 
 
 def _taxonomies_out_of_date(dataset: Dataset | None = None) -> list[Taxonomy]:
-    """Taxonomies Nucleus has, whose labels were added, renamed or removed since (2 queries).
+    """Taxonomies Nucleus has, whose labels were added, renamed or removed, or which were renamed
+    themselves, since (2 queries).
 
     A rename or removal changes no annotation, so nothing else would bring the sync to them."""
     taxonomies = Taxonomy.objects.filter(nucleus_labels__isnull=False).prefetch_related("labels")
@@ -228,6 +312,19 @@ def _due(now: datetime, due_before: datetime) -> Q:
         & (Q(sync_next_attempt_at__isnull=True) | Q(sync_next_attempt_at__lte=due_before))
         & (Q(sync_claimed_until__isnull=True) | Q(sync_claimed_until__lt=now))
     )
+
+
+def _target_not_on_nucleus() -> Q:
+    """Annotations of an item or a scene not appended to Nucleus yet. A frame is there when its scene
+    is (a scene is appended with its frames; frames are not marked themselves)."""
+    item_missing = Q(item__isnull=False, item__nucleus_uploaded_at__isnull=True, item__scene__nucleus_uploaded_at__isnull=True)
+    return item_missing | Q(scene__isnull=False, scene__nucleus_uploaded_at__isnull=True)
+
+
+def sync_waiting_for_items(*, dataset: Dataset) -> int:
+    """How many pending annotations a sync that appends items first (`nucleus_push_items`, or
+    `sync_nucleus --push-items`) keeps back until their item or scene is on Nucleus."""
+    return dataset.annotations.filter(_target_not_on_nucleus(), sync_state=State.PENDING).count()
 
 
 # --- Running a sync -----------------------------------------------------------------------------
@@ -245,6 +342,7 @@ class SyncReport:
     synced: int = 0
     failed: int = 0
     retrying: int = 0
+    items_appended: int = 0  # items or scenes appended to Nucleus first (`push_items`)
     more: bool = False  # stopped by its deadline with annotations still due
     errors: list[str] = field(default_factory=list)  # the first REPORTED_ERRORS of Nucleus's messages
 
@@ -258,7 +356,7 @@ class SyncReport:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
-def sync_run(*, dataset_id: int, time_budget: float | None = None) -> SyncReport:
+def sync_run(*, dataset_id: int, time_budget: float | None = None, include_waiting: bool = False) -> SyncReport:
     """The task's body: sync the dataset for at most `time_budget` seconds of new batches, and hand
     what is left to a new task. Makes no query without an API key."""
     if not settings.NUCLEUS_API_KEY:
@@ -267,9 +365,9 @@ def sync_run(*, dataset_id: int, time_budget: float | None = None) -> SyncReport
     if dataset is None:
         return SyncReport(blocked=f"Dataset {dataset_id} does not exist.")
     deadline = None if time_budget is None else time.monotonic() + time_budget
-    report = dataset_sync(dataset=dataset, deadline=deadline)
+    report = dataset_sync(dataset=dataset, deadline=deadline, include_waiting=include_waiting)
     if report.more:
-        sync_enqueue(dataset_id=dataset_id)
+        sync_enqueue(dataset_id=dataset_id, include_waiting=include_waiting)
     return report
 
 
@@ -278,21 +376,29 @@ def dataset_sync(
     dataset: Dataset,
     deadline: float | None = None,
     include_waiting: bool = False,
+    push_items: bool | None = None,
     on_batch: Callable[["BatchOutcome"], None] | None = None,
 ) -> SyncReport:
     """Send the dataset's due pending annotations to Nucleus, batch after batch, until none is left,
     a fault says to wait, or `deadline` (a `time.monotonic()` value) passes.
 
     `include_waiting` also sends annotations whose retry is scheduled later (a person asked for a
-    sync now). Safe to run in several processes at once: each batch is claimed by one of them."""
+    sync now). `push_items` (default: the dataset's `nucleus_push_items`) first appends the items or
+    scenes Nucleus does not have, and sends only annotations whose item or scene it has: the others
+    stay pending until a later sync has appended theirs. Safe to run in several processes at once:
+    each batch is claimed by one of them."""
     blocker = sync_blocker(dataset=dataset)
     if blocker:
         return SyncReport(blocked=blocker)
     report = SyncReport()
+    push_items = dataset.nucleus_push_items if push_items is None else push_items
+    if push_items:
+        _items_push(dataset=dataset, report=report)
     limit = _annotations_per_batch(dataset)
     token = uuid.uuid4().hex
     with nucleus.remote_dataset(dataset.nucleus_dataset_id) as remote:
         try:
+            _taxonomy_deletions_apply(remote=remote, dataset=dataset)
             # Rebuilds first: they put the taxonomy's annotations back in the outbox for this run.
             _taxonomies_ensure(remote=remote, taxonomies=_taxonomies_out_of_date(dataset), token=token)
         except nucleus.NucleusFault as fault:
@@ -302,9 +408,12 @@ def dataset_sync(
                 return report
         while True:
             if deadline is not None and time.monotonic() >= deadline:
-                report.more = CategoryAnnotation.objects.filter(_due(timezone.now(), timezone.now()), dataset=dataset).exists()
+                due = CategoryAnnotation.objects.filter(_due(timezone.now(), timezone.now()), dataset=dataset)
+                report.more = (due.exclude(_target_not_on_nucleus()) if push_items else due).exists()
                 break
-            outcome = _batch_sync(dataset=dataset, remote=remote, token=token, limit=limit, include_waiting=include_waiting)
+            outcome = _batch_sync(
+                dataset=dataset, remote=remote, token=token, limit=limit, include_waiting=include_waiting, on_nucleus_only=push_items
+            )
             if outcome is None:
                 break
             report.add(outcome)
@@ -315,10 +424,23 @@ def dataset_sync(
     return report
 
 
+def _items_push(*, dataset: Dataset, report: "SyncReport") -> None:
+    # nucleus_items builds on this module (it reads sync_blocker), hence the import here.
+    from labeling.services.nucleus_items import nucleus_items_push
+
+    pushed = nucleus_items_push(dataset=dataset)
+    report.items_appended = pushed.uploaded
+    problems = [pushed.blocked] if pushed.blocked else pushed.errors
+    report.errors.extend(f"Appending items to Nucleus: {problem}" for problem in problems[:REPORTED_ERRORS])
+
+
 def dataset_sync_preview(*, dataset: Dataset) -> tuple[list[str], Iterator[dict]]:
     """What a sync would do, changing nothing: the taxonomy changes it would make first (as
     sentences) and the payloads of every pending annotation, in order."""
     plans = [
+        f"delete taxonomy {name} on Nucleus (deleted here)"
+        for name in dataset.nucleus_taxonomy_deletions.order_by("taxonomy_name").values_list("taxonomy_name", flat=True)
+    ] + [
         line
         for taxonomy in dataset.taxonomies.prefetch_related("labels")
         for plan in [taxonomy_nucleus_plan(taxonomy)]
@@ -376,9 +498,12 @@ def _annotations_per_batch(dataset: Dataset) -> int:
     return max(1, settings.NUCLEUS_BATCH_SIZE // max(1, widest))
 
 
-def _batch_sync(*, dataset: Dataset, remote: nucleus.RemoteDataset, token: str, limit: int, include_waiting: bool) -> BatchOutcome | None:
+def _batch_sync(
+    *, dataset: Dataset, remote: nucleus.RemoteDataset, token: str, limit: int, include_waiting: bool, on_nucleus_only: bool
+) -> BatchOutcome | None:
     now = timezone.now()
-    ids = _claim(dataset_id=dataset.id, token=token, limit=limit, now=now, due_before=EVERYTHING_DUE if include_waiting else now)
+    due_before = EVERYTHING_DUE if include_waiting else now
+    ids = _claim(dataset_id=dataset.id, token=token, limit=limit, now=now, due_before=due_before, on_nucleus_only=on_nucleus_only)
     if not ids:
         return None
     annotations = list(_with_content(CategoryAnnotation.objects.filter(id__in=ids, sync_claim=token)))
@@ -423,10 +548,11 @@ def _build(annotations: list[CategoryAnnotation]) -> tuple[list[tuple[CategoryAn
     return built, unbuildable
 
 
-def _claim(*, dataset_id: int, token: str, limit: int, now: datetime, due_before: datetime) -> list[int]:
+def _claim(*, dataset_id: int, token: str, limit: int, now: datetime, due_before: datetime, on_nucleus_only: bool = False) -> list[int]:
     """Stamp our token and a lease on up to `limit` due pending annotations nobody holds, in id
     order; the ids we won. The outer WHERE repeats the test: it is the compare-and-set that a
-    concurrent claim of the same row (possible without SKIP LOCKED) fails.
+    concurrent claim of the same row (possible without SKIP LOCKED) fails. `on_nucleus_only` skips
+    annotations whose item or scene is not on Nucleus yet (`_target_not_on_nucleus`, in SQL).
 
     The candidates are a CTE, not an `IN (SELECT ... LIMIT n)`: PostgreSQL may run such a subquery
     more than once per UPDATE, claiming more than `limit` rows; a CTE that locks rows runs once."""
@@ -434,9 +560,10 @@ def _claim(*, dataset_id: int, token: str, limit: int, now: datetime, due_before
     lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     adapt = connection.ops.adapt_datetimefield_value
     free = "sync_state = 'pending' AND (sync_claimed_until IS NULL OR sync_claimed_until < %s)"
+    on_nucleus = _ON_NUCLEUS_SQL.format(annotation=table, item=_table(Item), scene=_table(Scene)) if on_nucleus_only else ""
     sql = (
         f"WITH candidates AS (SELECT id FROM {table} WHERE dataset_id = %s AND {free} "
-        f"AND (sync_next_attempt_at IS NULL OR sync_next_attempt_at <= %s) ORDER BY id LIMIT %s{lock}) "
+        f"AND (sync_next_attempt_at IS NULL OR sync_next_attempt_at <= %s){on_nucleus} ORDER BY id LIMIT %s{lock}) "
         f"UPDATE {table} SET sync_claim = %s, sync_claimed_until = %s "
         f"WHERE id IN (SELECT id FROM candidates) AND {free} RETURNING id"
     )
@@ -445,6 +572,20 @@ def _claim(*, dataset_id: int, token: str, limit: int, now: datetime, due_before
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return sorted(row[0] for row in cursor.fetchall())
+
+
+# An item is on Nucleus when it was appended, or when it is a frame of a scene that was. Primary
+# key lookups per candidate: the claim scans the sync queue index and stops at `limit`.
+_ON_NUCLEUS_SQL = (
+    " AND ({annotation}.item_id IS NULL OR EXISTS (SELECT 1 FROM {item} i LEFT JOIN {scene} s ON s.id = i.scene_id "
+    "WHERE i.id = {annotation}.item_id AND (i.nucleus_uploaded_at IS NOT NULL OR s.nucleus_uploaded_at IS NOT NULL)))"
+    " AND ({annotation}.scene_id IS NULL OR EXISTS (SELECT 1 FROM {scene} s "
+    "WHERE s.id = {annotation}.scene_id AND s.nucleus_uploaded_at IS NOT NULL))"
+)
+
+
+def _table(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
 
 
 def _claim_renew(*, token: str) -> None:
@@ -470,14 +611,37 @@ def _taxonomies_ensure(*, remote: nucleus.RemoteDataset, taxonomies: Iterable[Ta
         if plan is None:
             continue
         for taxonomy_name in plan.deletes:
-            try:
-                remote.delete_taxonomy(taxonomy_name)
-            except nucleus.NucleusRefused as refusal:
-                if refusal.status != 404:  # already gone: an earlier attempt deleted it
-                    raise
+            _nucleus_taxonomy_delete(remote=remote, dataset_id=taxonomy.dataset_id, taxonomy_name=taxonomy_name, rebuilt=taxonomy.pk)
         for taxonomy_name, labels in plan.adds:
             remote.add_taxonomy(taxonomy_name, labels)
         _taxonomy_record(taxonomy=taxonomy, plan=plan, token=token)
+
+
+def _nucleus_taxonomy_delete(*, remote: nucleus.RemoteDataset, dataset_id: int, taxonomy_name: str, rebuilt: int | None) -> None:
+    """Delete a taxonomy on Nucleus (gone already is fine: an earlier attempt deleted it). Another
+    of our taxonomies that Nucleus has under that very name (a name given up by a rename or a
+    delete, then taken again) lost its annotations there too: it is created again and resent."""
+    try:
+        remote.delete_taxonomy(taxonomy_name)
+    except nucleus.NucleusRefused as refusal:
+        if refusal.status != 404:
+            raise
+    # Taxonomy names never hold ':', so the part before it is the taxonomy of a True/False one.
+    sent_as = taxonomy_name.split(MULTI_LABEL_SEPARATOR, 1)[0]
+    others = Taxonomy.objects.filter(dataset_id=dataset_id, nucleus_taxonomy_name=sent_as, nucleus_labels__isnull=False).exclude(pk=rebuilt)
+    for other in others:
+        if taxonomy_name in nucleus_taxonomy_names(sent_as, other.multi_label, other.nucleus_labels):
+            with transaction.atomic():
+                Taxonomy.objects.filter(pk=other.pk).update(nucleus_labels=None, nucleus_taxonomy_name="")
+                _send_again(other.annotations.filter(status=CategoryAnnotation.Status.FINISHED))
+
+
+def _taxonomy_deletions_apply(*, remote: nucleus.RemoteDataset, dataset: Dataset) -> None:
+    """Delete on Nucleus the taxonomies deleted here, then their tombstones (unless the name was
+    deleted here again meanwhile: its row then has a newer created_at and waits for the next sync)."""
+    for deletion in dataset.nucleus_taxonomy_deletions.order_by("id"):
+        _nucleus_taxonomy_delete(remote=remote, dataset_id=dataset.id, taxonomy_name=deletion.taxonomy_name, rebuilt=None)
+        NucleusTaxonomyDeletion.objects.filter(pk=deletion.pk, created_at=deletion.created_at).delete()
 
 
 def _taxonomy_record(*, taxonomy: Taxonomy, plan: TaxonomyPlan, token: str) -> None:
@@ -485,18 +649,13 @@ def _taxonomy_record(*, taxonomy: Taxonomy, plan: TaxonomyPlan, token: str) -> N
     taxonomy back in the outbox (Nucleus deleted them). Claims of other workers are cleared, so
     their in-flight sends (which may have landed before the delete) cannot be marked synced."""
     with transaction.atomic():
-        Taxonomy.objects.filter(pk=taxonomy.pk).update(nucleus_labels=plan.labels)
+        Taxonomy.objects.filter(pk=taxonomy.pk).update(nucleus_labels=plan.labels, nucleus_taxonomy_name=plan.taxonomy_name)
         if plan.rebuild:
-            resent = (
-                CategoryAnnotation.objects.filter(taxonomy_id=taxonomy.pk, status=CategoryAnnotation.Status.FINISHED)
-                .exclude(sync_claim=token)
-                .update(
-                    sync_state=State.PENDING, synced_version=0, sync_attempts=0, sync_next_attempt_at=None,
-                    sync_error="", sync_claim=None, sync_claimed_until=None,
-                )
-            )
+            finished = CategoryAnnotation.objects.filter(taxonomy_id=taxonomy.pk, status=CategoryAnnotation.Status.FINISHED)
+            resent = _send_again(finished.exclude(sync_claim=token))
             logger.info("Rebuilt taxonomy %s on Nucleus; %s annotations go again.", taxonomy.taxonomy_name, resent)
     taxonomy.nucleus_labels = plan.labels
+    taxonomy.nucleus_taxonomy_name = plan.taxonomy_name
 
 
 def _mark(annotations: Iterable[CategoryAnnotation], *, token: str, **fields) -> int:

@@ -1,6 +1,8 @@
 """The sync page of a dataset (`/datasets/<id>/sync/`), its two buttons, and the dataset admin's sync
 counts and action. The page in a real browser: tests/labeling/browser/test_sync_page.py."""
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -128,8 +130,19 @@ class TestWhatItShows:
 
         response = client.get(sync_url(clothing_type.dataset))
 
-        assert response.context["rebuilds"] == [{"taxonomy_name": "clothing_type", "removed": ["trousers"], "resent": 2}]
+        assert response.context["rebuilds"] == [{"taxonomy_name": "clothing_type", "removed": ["trousers"], "resent": 2, "renamed_from": ""}]
         assert "Taxonomies the next sync rebuilds on Nucleus" in response.content.decode()
+
+    def test_it_shows_a_renamed_taxonomy_with_its_name_on_nucleus(self, client, admin, clothing_type):
+        finished(clothing_type)
+        clothing_type.nucleus_labels, clothing_type.nucleus_taxonomy_name = ["shirt", "pants"], "garment"
+        clothing_type.save()
+        client.force_login(admin)
+
+        response = client.get(sync_url(clothing_type.dataset))
+
+        assert response.context["rebuilds"] == [{"taxonomy_name": "clothing_type", "removed": [], "resent": 1, "renamed_from": "garment"}]
+        assert "<td>garment</td>" in response.content.decode()
 
     def test_it_tells_how_many_items_are_not_on_nucleus_yet(self, client, admin, dataset):
         dataset.nucleus_dataset_id = "ds_1"
@@ -198,6 +211,38 @@ class TestTheButtons:
         assert annotation.sync_state == State.SYNCED
         assert fake_nucleus.labels(dataset.nucleus_dataset_id) == {("image_1", "clothing_type"): "shirt"}
 
+    def test_sync_now_also_sends_retries_that_are_not_due_yet(self, client, admin, dataset, fake_nucleus, settings):
+        settings.NUCLEUS_API_KEY, settings.NUCLEUS_ENDPOINT = fake_nucleus.api_key, fake_nucleus.endpoint
+        dataset.nucleus_dataset_id = fake_nucleus.create_dataset("clothing")
+        dataset.save()
+        taxonomy = taxonomy_create(dataset=dataset, taxonomy_name="clothing_type", labels=["shirt"])
+        annotation = finished(taxonomy, state=State.PENDING, reference_id="image_1")
+        CategoryAnnotation.objects.filter(pk=annotation.pk).update(
+            sync_attempts=2, sync_next_attempt_at=timezone.now() + timedelta(hours=1), sync_error="HTTP 503"
+        )
+        fake_nucleus.add_items(dataset.nucleus_dataset_id, [{"reference_id": "image_1", "image_url": "https://x.example.com/1.jpg"}])
+        client.force_login(admin)
+
+        client.post(sync_url(dataset, "dataset-sync-start"))
+
+        annotation.refresh_from_db()
+        assert annotation.sync_state == State.SYNCED
+        assert fake_nucleus.labels(dataset.nucleus_dataset_id) == {("image_1", "clothing_type"): "shirt"}
+
+    def test_sync_now_publishes_the_task_with_include_waiting(self, client, admin, dataset, settings, monkeypatch):
+        from labeling.tasks import sync_dataset
+
+        settings.NUCLEUS_API_KEY = "key"
+        dataset.nucleus_dataset_id = "ds_1"
+        dataset.save()
+        published = []
+        monkeypatch.setattr(sync_dataset, "apply_async", lambda args, kwargs, retry: published.append((args, kwargs)))
+        client.force_login(admin)
+
+        client.post(sync_url(dataset, "dataset-sync-start"))
+
+        assert published == [([dataset.id], {"include_waiting": True})]
+
     def test_the_buttons_need_a_post(self, client, admin, dataset):
         client.force_login(admin)
         assert client.get(sync_url(dataset, "dataset-sync-retry")).status_code == 405
@@ -245,3 +290,43 @@ class TestTheAdmin:
 
         assert len(response.context["cl"].result_list) == 1
         assert "Taxonomy clothing_type does not exist" in response.content.decode()
+
+    def test_relinking_a_dataset_puts_its_finished_annotations_back_in_the_outbox(self, client, superuser, clothing_type):
+        synced = finished(clothing_type, state=State.SYNCED)
+        clothing_type.nucleus_labels, clothing_type.nucleus_taxonomy_name = ["shirt", "pants"], "clothing_type"
+        clothing_type.save()
+        dataset = clothing_type.dataset
+        client.force_login(superuser)
+
+        response = client.post(
+            reverse("admin:labeling_dataset_change", args=[dataset.id]),
+            {"name": dataset.name, "kind": dataset.kind, "nucleus_dataset_id": "ds_other", "nucleus_push_items": "on",
+             "memberships-TOTAL_FORMS": 0, "memberships-INITIAL_FORMS": 0},
+        )
+
+        assert response.status_code == 302, response.content.decode()[:2000]
+        synced.refresh_from_db()
+        clothing_type.refresh_from_db()
+        assert synced.sync_state == State.PENDING and clothing_type.nucleus_labels is None
+        dataset.refresh_from_db()
+        assert dataset.nucleus_push_items is True
+
+    def test_deleting_a_taxonomy_in_the_admin_deletes_it_on_nucleus_too(self, client, superuser, clothing_type):
+        from labeling.models import NucleusTaxonomyDeletion
+
+        clothing_type.dataset.nucleus_dataset_id = "ds_1"
+        clothing_type.dataset.save()
+        client.force_login(superuser)
+
+        client.post(reverse("admin:taxonomies_taxonomy_delete", args=[clothing_type.id]), {"post": "yes"})
+
+        assert list(NucleusTaxonomyDeletion.objects.values_list("taxonomy_name", flat=True)) == ["clothing_type"]
+
+    def test_a_renamed_taxonomy_says_it_will_be_rebuilt(self, client, superuser, clothing_type):
+        clothing_type.nucleus_labels, clothing_type.nucleus_taxonomy_name = ["shirt", "pants"], "garment"
+        clothing_type.save()
+        client.force_login(superuser)
+
+        page = client.get(reverse("admin:taxonomies_taxonomy_change", args=[clothing_type.id])).content.decode()
+
+        assert "renamed from garment" in page

@@ -1,4 +1,4 @@
-"""`manage.py sync_nucleus DATASET [--dry-run]`: send a dataset's pending annotations to Nucleus now."""
+"""`manage.py sync_nucleus DATASET [--dry-run] [--push-items]`: send a dataset's pending annotations to Nucleus now."""
 
 import sys
 
@@ -6,7 +6,13 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from labeling.models import Dataset
-from labeling.services.sync import dataset_pending_count, dataset_sync, dataset_sync_preview, payload_lines
+from labeling.services.sync import (
+    dataset_pending_count,
+    dataset_sync,
+    dataset_sync_preview,
+    payload_lines,
+    sync_waiting_for_items,
+)
 
 
 class Command(BaseCommand):
@@ -20,8 +26,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("dataset", help="The dataset's id or its exact name.")
         parser.add_argument("--dry-run", action="store_true", help="Print the payloads instead of sending them.")
+        parser.add_argument(
+            "--push-items", action="store_true",
+            help="First append the items or scenes Nucleus does not have yet, and send only the annotations of "
+            "those it has (what every sync does for a dataset with nucleus_push_items).",
+        )
 
-    def handle(self, *args, dataset: str, dry_run: bool, **options):
+    def handle(self, *args, dataset: str, dry_run: bool, push_items: bool, **options):
         target = self.find(dataset)
         if dry_run:
             plans, payloads = dataset_sync_preview(dataset=target)
@@ -33,16 +44,22 @@ class Command(BaseCommand):
         stream = options.get("stderr") or sys.stderr
         with tqdm(total=dataset_pending_count(dataset=target), unit="annotations", desc="Syncing", file=stream,
                   disable=options["verbosity"] == 0) as bar:
-            report = dataset_sync(dataset=target, include_waiting=True, on_batch=lambda batch: bar.update(batch.annotations))
+            report = dataset_sync(
+                dataset=target, include_waiting=True, push_items=push_items or None, on_batch=lambda batch: bar.update(batch.annotations)
+            )
         if report.blocked:
             raise CommandError(report.blocked)
         for error in report.errors[:20]:
             self.stderr.write(f"Nucleus: {error}")
+        appended = f"{report.items_appended} items or scenes appended to Nucleus, " if report.items_appended else ""
         self.stdout.write(
-            f"{target.name}: {report.synced} synced, {report.failed} failed, {report.retrying} to retry "
+            f"{target.name}: {appended}{report.synced} synced, {report.failed} failed, {report.retrying} to retry "
             f"({report.payloads} payloads in {report.batches} requests)."
         )
-        if report.failed or report.retrying:
+        waiting = sync_waiting_for_items(dataset=target) if push_items or target.nucleus_push_items else 0
+        if waiting:
+            self.stderr.write(f"{waiting} annotations wait for their item or scene to be appended to Nucleus.")
+        if report.failed or report.retrying or waiting:
             raise CommandError("Some annotations were not synced; see the errors above.")
 
     @staticmethod

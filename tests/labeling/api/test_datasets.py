@@ -19,7 +19,7 @@ class TestList:
 
     def test_each_dataset_is_described_in_nucleus_vocabulary(self, admin_client, dataset):
         (row,) = admin_client.get(url("dataset-list")).json()
-        assert set(row) == {"id", "name", "kind", "nucleus_dataset_id", "role", "created_at"}
+        assert set(row) == {"id", "name", "kind", "nucleus_dataset_id", "nucleus_push_items", "role", "created_at"}
         assert (row["id"], row["kind"], row["nucleus_dataset_id"]) == (dataset.id, "images", "")
 
     def test_an_outsider_sees_no_dataset(self, outsider_client, dataset):

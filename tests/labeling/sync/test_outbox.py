@@ -36,7 +36,7 @@ State = CategoryAnnotation.SyncState
 def enqueued(monkeypatch):
     """The dataset ids the sync was enqueued for, instead of running it."""
     calls = []
-    monkeypatch.setattr(sync_service, "sync_enqueue", lambda *, dataset_id: calls.append(dataset_id) or True)
+    monkeypatch.setattr(sync_service, "sync_enqueue", lambda *, dataset_id, include_waiting=False: calls.append(dataset_id) or True)
     return calls
 
 

@@ -138,12 +138,13 @@ def test_one_batch_takes_the_same_queries_whatever_its_size(linked, fake_nucleus
     with CaptureQueriesContext(connection) as queries:
         report = sync(linked)
 
-    # 1 the dataset (refresh_from_db), 1 the widest multi-label taxonomy, 2 taxonomies out of date
-    # (taxonomies, their labels), then for the one batch: 1 claim, 3 read (annotations with item,
-    # scene, taxonomy and label; chosen labels; the taxonomies' labels), 1 lease renewal,
-    # 1 synced (all at version 2), 1 release, and 1 claim that finds nothing.
+    # 1 the dataset (refresh_from_db), 1 the widest multi-label taxonomy, 1 taxonomies deleted here
+    # to delete there (none), 2 taxonomies out of date (taxonomies, their labels), then for the one
+    # batch: 1 claim, 3 read (annotations with item, scene, taxonomy and label; chosen labels; the
+    # taxonomies' labels), 1 lease renewal, 1 synced (all at version 2), 1 release, and 1 claim that
+    # finds nothing.
     assert report.batches == 1 and report.synced == 80
-    assert len(queries) == 12, "\n".join(query["sql"] for query in queries.captured_queries)
+    assert len(queries) == 13, "\n".join(query["sql"] for query in queries.captured_queries)
 
 
 def test_the_one_attempt_transport_sends_exactly_what_the_sdk_s_own_sends(fake_nucleus, nucleus_settings):

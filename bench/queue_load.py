@@ -638,6 +638,9 @@ def labeler(idx, token, a, dataset_id, shared, stop_at, measure_from, out, barri
     submit_url = f"{a.base}/api/v1/datasets/{dataset_id}/submit/"
     rng = random.Random(a.seed * 1000 + idx)
     rec = {"next": [], "submit": [], "pair": [], "errors": {}, "error_samples": [], "no_task": 0, "pairs": 0}
+    # Every submit answered 200 (warm-up included): (reference_id, label), checked against the
+    # database after the run (`submitted_check`).
+    rec["submitted"] = []
 
     def error(kind, response=None):
         rec["errors"][kind] = rec["errors"].get(kind, 0) + 1
@@ -679,7 +682,8 @@ def labeler(idx, token, a, dataset_id, shared, stop_at, measure_from, out, barri
             # The labeler looks at the image while holding the task, as a person does, so other
             # labelers' claims have to step over it.
             time.sleep(rng.uniform(*a.think_ms) / 1000.0)
-        body = {"reference_id": ref, "annotations": [{"taxonomy_name": TAXONOMY, "label": rng.choice(LABELS)}]}
+        label = rng.choice(LABELS)
+        body = {"reference_id": ref, "annotations": [{"taxonomy_name": TAXONOMY, "label": label}]}
         with shared.lock:
             if shared.outstanding.get(ref) == idx:
                 del shared.outstanding[ref]
@@ -690,6 +694,8 @@ def labeler(idx, token, a, dataset_id, shared, stop_at, measure_from, out, barri
             ok = r2.status_code == 200
             if not ok:
                 error(f"submit:{r2.status_code}", r2)
+            else:
+                rec["submitted"].append((ref, label))
         except requests.RequestException as e:
             ok = False
             error(f"submit:{type(e).__name__}")
@@ -848,6 +854,56 @@ def db_check(url: str, dataset_id: int, admin_id: int) -> dict:
         return {name: connection.execute(sql, {"d": dataset_id, "admin": admin_id}).fetchone()[0] for name, sql in queries.items()}
 
 
+def submitted_check(url: str, dataset_id: int, submitted: list[tuple[str, str]]) -> dict:
+    """Every submit answered 200 must be in the database afterwards as a finished annotation with
+    the label sent (the last one sent, if a reference_id was submitted more than once)."""
+    expected = dict(submitted)
+    found = {}
+    with pg_connect(url) as connection:
+        refs = list(expected)
+        for start in range(0, len(refs), 10_000):
+            rows = connection.execute(
+                "SELECT i.reference_id, l.name FROM labeling_categoryannotation a "
+                "JOIN labeling_item i ON i.id = a.item_id JOIN taxonomies_label l ON l.id = a.label_id "
+                "JOIN taxonomies_taxonomy t ON t.id = a.taxonomy_id "
+                "WHERE a.dataset_id = %s AND a.status = 'finished' AND t.taxonomy_name = %s AND i.reference_id = ANY(%s)",
+                [dataset_id, TAXONOMY, refs[start : start + 10_000]],
+            ).fetchall()
+            found.update(rows)
+    missing = [ref for ref in expected if ref not in found]
+    wrong = [(ref, label, found[ref]) for ref, label in expected.items() if ref in found and found[ref] != label]
+    return {
+        "submits_ok": len(submitted),
+        "reference_ids": len(expected),
+        "missing": len(missing),
+        "wrong_label": len(wrong),
+        "samples": {"missing": missing[:5], "wrong_label": wrong[:5]},
+    }
+
+
+def process_memory(pid: int, *, children: bool = False) -> dict:
+    """VmRSS and VmHWM (peak RSS) in kB from /proc/<pid>/status, of `pid` or of its children (the
+    gunicorn workers of a master)."""
+    if not pid:
+        return {}
+    pids = [pid]
+    if children:
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                pids = [int(p) for p in f.read().split()]
+        except OSError:
+            return {}
+    found = {}
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/status") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+            found[str(p)] = {k: int(fields[k].split()[0]) for k in ("VmRSS", "VmHWM")}
+        except (OSError, KeyError, ValueError):
+            continue
+    return found
+
+
 def machine_busy_pct(seconds: float) -> float:
     def read():
         with open("/proc/stat") as f:
@@ -954,6 +1010,10 @@ def cmd_load(args) -> None:
         "loadavg_at_end": [round(x, 2) for x in loadavg],
         "db_check": db_check(args.database_url, state["dataset_id"], state["admin_id"]),
         "nproc": os.cpu_count(),
+        "submitted_check": submitted_check(
+            args.database_url, state["dataset_id"], [pair for rec in out if rec for pair in rec["submitted"]]
+        ),
+        "gunicorn_memory_kb": process_memory(server_pid, children=True),
     }
     js = json.dumps(res)
     print(js)

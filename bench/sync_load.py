@@ -36,16 +36,16 @@ whether the sync's files differed from it.
 import argparse
 import json
 import os
-import platform
-import re
-import secrets
 import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import urlparse
+
+# The queue benchmark's helpers: the machine's description, the bench_* database guard, the settings.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from queue_load import database_name, machine, pg_connect  # noqa: E402
+from queue_load import django_env as queue_django_env  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_sync"
@@ -68,57 +68,11 @@ def code_fingerprint() -> dict:
     return {"commit": git("rev-parse", "--short", "HEAD"), "hot_path_changed_since_commit": git("status", "--porcelain", "--", *HOT_PATH).splitlines()}
 
 
-def machine() -> dict:
-    with open("/proc/meminfo") as f:
-        mem_kb = int(f.readline().split()[1])
-    return {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "nproc": os.cpu_count(),
-        "mem_gib": round(mem_kb / 2**20, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "loadavg": os.getloadavg(),
-    }
-
-
-def database_name(url: str) -> str:
-    name = urlparse(url).path.lstrip("/")
-    if not re.fullmatch(r"bench_\w+", name):
-        raise SystemExit(f"Refusing to drop or reset {name!r}: the benchmark only touches databases named bench_*.")
-    if urlparse(url).hostname not in ("127.0.0.1", "localhost", "::1"):
-        raise SystemExit("Refusing a database that is not on loopback.")
-    return name
-
-
-def pg_connect(url: str, **kwargs):
-    import psycopg
-
-    return psycopg.connect(url, **kwargs)
-
-
-def secret_key(state: Path) -> str:
-    path = state / "secret_key"
-    if not path.exists():
-        state.mkdir(parents=True, exist_ok=True)
-        path.write_text("bench-only-" + secrets.token_hex(24))
-    return path.read_text()
-
-
 def django_env(args, **extra: str) -> dict:
-    """Production mode (DEBUG off: Django keeps no query log), plain settings otherwise."""
-    env = {name: value for name, value in os.environ.items() if name not in ("CELERY_BROKER_URL", "REDIS_URL", "SQLITE_PATH")}
-    return {
-        **env,
-        "DATABASE_URL": args.database_url,
-        "DEBUG": "false",
-        "SECRET_KEY": secret_key(args.state),
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "SECURE_SSL_REDIRECT": "false",
-        "REMOTE_IMAGE_SIZES": "false",
-        "LOG_LEVEL": "WARNING",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        **extra,
-    }
+    """The queue benchmark's settings (production mode: with DEBUG off Django keeps no query log),
+    with no broker from the shell: eager unless `extra` names one."""
+    ignored = ("CELERY_BROKER_URL", "REDIS_URL", "SQLITE_PATH")
+    return {**{name: value for name, value in queue_django_env(args).items() if name not in ignored}, **extra}
 
 
 def in_django(args, step: str, *step_args: str, env: dict | None = None) -> dict:

@@ -176,6 +176,16 @@ class TestWhatItShows:
         assert len(few) == len(many) == 7, "\n".join(many)
 
 
+@pytest.fixture
+def on_the_fake(dataset, fake_nucleus, settings):
+    """The dataset linked to a dataset on the fake Nucleus that has the item image_1; its taxonomy."""
+    settings.NUCLEUS_API_KEY, settings.NUCLEUS_ENDPOINT = fake_nucleus.api_key, fake_nucleus.endpoint
+    dataset.nucleus_dataset_id = fake_nucleus.create_dataset("clothing")
+    dataset.save()
+    fake_nucleus.add_items(dataset.nucleus_dataset_id, [{"reference_id": "image_1", "image_url": "https://x.example.com/1.jpg"}])
+    return taxonomy_create(dataset=dataset, taxonomy_name="clothing_type", labels=["shirt"])
+
+
 class TestTheButtons:
     def test_retry_failed_puts_the_failures_back_in_the_outbox(self, client, admin, clothing_type):
         failed = finished(clothing_type, state=State.FAILED, error="boom")
@@ -195,13 +205,8 @@ class TestTheButtons:
 
         assert "No sync was started. NUCLEUS_API_KEY is not set" in response.content.decode()
 
-    def test_sync_now_sends_the_pending_annotations(self, client, admin, dataset, fake_nucleus, settings):
-        settings.NUCLEUS_API_KEY, settings.NUCLEUS_ENDPOINT = fake_nucleus.api_key, fake_nucleus.endpoint
-        dataset.nucleus_dataset_id = fake_nucleus.create_dataset("clothing")
-        dataset.save()
-        taxonomy = taxonomy_create(dataset=dataset, taxonomy_name="clothing_type", labels=["shirt"])
-        annotation = finished(taxonomy, state=State.PENDING, reference_id="image_1")
-        fake_nucleus.add_items(dataset.nucleus_dataset_id, [{"reference_id": "image_1", "image_url": "https://x.example.com/1.jpg"}])
+    def test_sync_now_sends_the_pending_annotations(self, client, admin, dataset, fake_nucleus, on_the_fake):
+        annotation = finished(on_the_fake, state=State.PENDING, reference_id="image_1")
         client.force_login(admin)
 
         response = client.post(sync_url(dataset, "dataset-sync-start"), follow=True)
@@ -211,16 +216,11 @@ class TestTheButtons:
         assert annotation.sync_state == State.SYNCED
         assert fake_nucleus.labels(dataset.nucleus_dataset_id) == {("image_1", "clothing_type"): "shirt"}
 
-    def test_sync_now_also_sends_retries_that_are_not_due_yet(self, client, admin, dataset, fake_nucleus, settings):
-        settings.NUCLEUS_API_KEY, settings.NUCLEUS_ENDPOINT = fake_nucleus.api_key, fake_nucleus.endpoint
-        dataset.nucleus_dataset_id = fake_nucleus.create_dataset("clothing")
-        dataset.save()
-        taxonomy = taxonomy_create(dataset=dataset, taxonomy_name="clothing_type", labels=["shirt"])
-        annotation = finished(taxonomy, state=State.PENDING, reference_id="image_1")
+    def test_sync_now_also_sends_retries_that_are_not_due_yet(self, client, admin, dataset, fake_nucleus, on_the_fake):
+        annotation = finished(on_the_fake, state=State.PENDING, reference_id="image_1")
         CategoryAnnotation.objects.filter(pk=annotation.pk).update(
             sync_attempts=2, sync_next_attempt_at=timezone.now() + timedelta(hours=1), sync_error="HTTP 503"
         )
-        fake_nucleus.add_items(dataset.nucleus_dataset_id, [{"reference_id": "image_1", "image_url": "https://x.example.com/1.jpg"}])
         client.force_login(admin)
 
         client.post(sync_url(dataset, "dataset-sync-start"))

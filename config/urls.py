@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config.health import health
 from labeling.media import uploaded_image
 
 urlpatterns = [
@@ -17,4 +18,6 @@ urlpatterns = [
     path("api/auth/", include("rest_framework.urls")),
     # Uploaded images, for the members of their dataset only (in development and production alike).
     path("media/<path:name>", uploaded_image, name="uploaded-image"),
+    # For load balancers and monitors: no login, no session (see config/health.py).
+    path("health/", health, name="health"),
 ]

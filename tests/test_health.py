@@ -1,13 +1,14 @@
 """`/health/` answers whether this process can reach the database and the broker, without a login."""
 
 import os
-import socket
 import time
 from unittest import mock
 
 import pytest
 from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
+
+from tests.labeling.sync.support import closed_port
 
 pytestmark = pytest.mark.django_db
 
@@ -20,12 +21,6 @@ def broker(settings):
         settings.CELERY_TASK_ALWAYS_EAGER, settings.CELERY_BROKER_URL = False, url
 
     return use
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_it_answers_ok_with_one_query_and_no_cookie_when_no_broker_is_configured(client):

@@ -17,6 +17,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Max, RestrictedError
 
+from audit.models import AuditEvent
+from audit.services import Change, audit_record
 from taxonomies.models import Label, Taxonomy
 
 
@@ -68,7 +70,8 @@ def taxonomy_create(
         taxonomy.full_clean()
         taxonomy.save()
         taxonomies_changed(dataset_id=taxonomy.dataset_id)
-        _labels_insert(taxonomy=taxonomy, indexed_specs=specs, first_position=0, errors=errors)
+        labels = _labels_insert(taxonomy=taxonomy, indexed_specs=specs, first_position=0, errors=errors)
+        _audit(taxonomy, AuditEvent.Action.TAXONOMY_CREATE, after={**_taxonomy_state(taxonomy), "labels": [label.name for label in labels]})
     return taxonomy
 
 
@@ -77,6 +80,7 @@ def taxonomy_update(
 ) -> Taxonomy:
     """Change a taxonomy's settings. `multi_label` is fixed at creation: switching it would change
     how every annotation of the taxonomy is stored and sent."""
+    before = _taxonomy_state(taxonomy)
     taxonomy.taxonomy_name = taxonomy_name
     taxonomy.applies_to = applies_to
     taxonomy.required = required
@@ -85,6 +89,8 @@ def taxonomy_update(
     with transaction.atomic():
         taxonomy.save(update_fields=["taxonomy_name", "applies_to", "required", "position"])
         taxonomies_changed(dataset_id=taxonomy.dataset_id)
+        if before != _taxonomy_state(taxonomy):
+            _audit(taxonomy, AuditEvent.Action.TAXONOMY_UPDATE, before=before, after=_taxonomy_state(taxonomy))
     return taxonomy
 
 
@@ -96,11 +102,15 @@ def taxonomy_add_labels(*, taxonomy: Taxonomy, labels: Iterable) -> list[Label]:
         existing = {label.name: label for label in taxonomy.labels.select_for_update()}
         new_specs = [(index, spec) for index, spec in specs if spec.name not in existing]
         last = max((label.position for label in existing.values()), default=-1)
-        return _labels_insert(taxonomy=taxonomy, indexed_specs=new_specs, first_position=last + 1, errors=errors)
+        added = _labels_insert(taxonomy=taxonomy, indexed_specs=new_specs, first_position=last + 1, errors=errors)
+        if added:
+            _audit(taxonomy, AuditEvent.Action.LABEL_ADD, after={"labels": [label.name for label in added]})
+        return added
 
 
 def label_update(*, label: Label, name: str, hotkey: str, position: int) -> Label:
     """Rename a label, change its hotkey or move it. A rename keeps every annotation on the label."""
+    before = _label_state(label)
     label.name = name
     label.hotkey = hotkey
     label.position = position
@@ -108,6 +118,8 @@ def label_update(*, label: Label, name: str, hotkey: str, position: int) -> Labe
     with transaction.atomic():
         label.save(update_fields=["name", "hotkey", "position"])
         taxonomies_changed(dataset_id=label.taxonomy.dataset_id)
+        if before != _label_state(label):
+            _audit(label.taxonomy, AuditEvent.Action.LABEL_UPDATE, target=label, before=before, after=_label_state(label))
     return label
 
 
@@ -121,12 +133,15 @@ def taxonomy_reorder_labels(*, taxonomy: Taxonomy, label_ids: list[int]) -> None
             labels[label_id].position = position
         Label.objects.bulk_update(labels.values(), ["position"])
         taxonomies_changed(dataset_id=taxonomy.dataset_id)
+        _audit(taxonomy, AuditEvent.Action.LABEL_REORDER, after={"labels": [labels[label_id].name for label_id in label_ids]})
 
 
 def label_delete(*, label: Label) -> None:
     """Remove a label that no annotation uses; refuse with a clear message otherwise."""
     try:
         with transaction.atomic():
+            # Before the delete, which clears label.pk; rolled back with it when annotations use the label.
+            _audit(label.taxonomy, AuditEvent.Action.LABEL_DELETE, target=label, before=_label_state(label))
             label.delete()
             taxonomies_changed(dataset_id=label.taxonomy.dataset_id)
     except RestrictedError as error:
@@ -216,6 +231,35 @@ def taxonomy_add(
         return existing, TaxonomyAddStatus.ALREADY_EXISTS
     taxonomy_add_labels(taxonomy=existing, labels=labels)
     return existing, TaxonomyAddStatus.UPDATED
+
+
+def _taxonomy_state(taxonomy: Taxonomy) -> dict:
+    return {
+        "taxonomy_name": taxonomy.taxonomy_name, "multi_label": taxonomy.multi_label,
+        "applies_to": taxonomy.applies_to, "required": taxonomy.required, "position": taxonomy.position,
+    }
+
+
+def _label_state(label: Label) -> dict:
+    return {"label": label.name, "hotkey": label.hotkey, "position": label.position}
+
+
+def _audit(taxonomy: Taxonomy, action: str, *, target: Label | None = None, before=None, after=None) -> None:
+    """Record a change of the taxonomy (or of its label `target`) in the dataset's audit log, by
+    the signed-in user of the current request."""
+    audit_record(
+        dataset_id=taxonomy.dataset_id,
+        changes=[
+            Change(
+                action=action,
+                target_type="label" if target is not None else "taxonomy",
+                target_id=target.pk if target is not None else taxonomy.pk,
+                taxonomy_name=taxonomy.taxonomy_name,
+                before=before,
+                after=after,
+            )
+        ],
+    )
 
 
 def taxonomies_changed(*, dataset_id: int) -> None:

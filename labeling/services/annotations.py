@@ -15,6 +15,8 @@ from django.db import connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
+from audit.models import AuditEvent
+from audit.services import Change, audit_record
 from labeling.errors import BatchInvalid, RowError
 from labeling.models import AnnotationLabel, CategoryAnnotation, Dataset, Item, Scene, Task
 from labeling.services.sync import nucleus_taxonomy_deletion_record, sync_enqueue_on_commit
@@ -74,6 +76,8 @@ def answers_save(
     now = timezone.now()
     saved: dict[int, AnnotationSaved] = {}
     labels_added: list[tuple[CategoryAnnotation, Taxonomy, int]] = []
+    # Finished annotations created or changed, with their state before (None: newly finished), for the audit log.
+    audited: list[tuple[CategoryAnnotation, Answer, dict | None]] = []
     # No savepoint of its own: when nested (a queue submit) a failure here fails the caller too.
     with transaction.atomic(savepoint=False):
         if surely_new:
@@ -88,6 +92,7 @@ def answers_save(
                 if annotation.pk is None:
                     continue  # in the way of an annotation made since: read and compared below
                 saved[answer.taxonomy.id] = AnnotationSaved(annotation=annotation, changed=True)
+                audited.append((annotation, answer, None))
                 if answer.taxonomy.multi_label:
                     labels_added.extend((annotation, answer.taxonomy, label.id) for label in answer.labels)
         answers_left = [answer for answer in answers if answer.taxonomy.id not in saved]
@@ -127,6 +132,7 @@ def answers_save(
             if answer.taxonomy.multi_label:
                 labels_removed.extend((annotation.id, label_id) for label_id in old_ids - new_ids)
                 labels_added.extend((annotation, answer.taxonomy, label_id) for label_id in new_ids - old_ids)
+            audited.append((annotation, answer, _audit_state(answer.taxonomy, old_ids, annotation) if was_finished else None))
             _answer_apply(annotation, answer, annotator=annotator, now=now, finished=finished, was_finished=was_finished)
             saved[answer.taxonomy.id] = AnnotationSaved(annotation=annotation, changed=True)
         CategoryAnnotation.objects.bulk_create(created)
@@ -139,7 +145,28 @@ def answers_save(
         AnnotationLabel.objects.bulk_create(
             [AnnotationLabel(annotation=a, taxonomy=taxonomy, label_id=label_id) for a, taxonomy, label_id in labels_added]
         )
+        if finished:  # drafts are work in progress, not changes to audit; one INSERT, none when nothing changed
+            audit_record(dataset_id=target.dataset_id, actor=annotator, changes=[_audit_change(target, *row) for row in audited])
     return [saved[answer.taxonomy.id] for answer in answers]
+
+
+def _audit_state(taxonomy: Taxonomy, label_ids, annotation: CategoryAnnotation) -> dict:
+    """An annotation's content as the audit log shows it (label names from the taxonomy's labels,
+    which the callers have prefetched)."""
+    names = {label.id: label.name for label in taxonomy.labels.all()}
+    return {"labels": sorted(names.get(label_id, str(label_id)) for label_id in label_ids), "metadata": annotation.metadata, "version": annotation.version}
+
+
+def _audit_change(target: Item | Scene, annotation: CategoryAnnotation, answer: Answer, before: dict | None) -> Change:
+    return Change(
+        action=AuditEvent.Action.ANNOTATION_CHANGE if before is not None else AuditEvent.Action.ANNOTATION_CREATE,
+        target_type="annotation",
+        target_id=annotation.pk,
+        reference_id=target.reference_id,
+        taxonomy_name=answer.taxonomy.taxonomy_name,
+        before=before,
+        after={"labels": sorted(label.name for label in answer.labels), "metadata": answer.metadata, "version": annotation.version},
+    )
 
 
 def _answer_apply(annotation: CategoryAnnotation, answer: Answer, *, annotator, now, finished: bool, was_finished: bool) -> None:
@@ -294,6 +321,12 @@ def label_remove(*, label: Label, relabel_to: Label | None = None, drop_from_ann
             updated_at=timezone.now(),
         )
         sync_enqueue_on_commit(dataset_id=taxonomy.dataset_id)
+        if finished_ids:
+            audit_record(dataset_id=taxonomy.dataset_id, changes=[Change(
+                action=AuditEvent.Action.ANNOTATION_RELABEL, target_type="label", target_id=label.pk, taxonomy_name=taxonomy.taxonomy_name,
+                before={"label": label.name, "annotation_ids": finished_ids},
+                after={"label": relabel_to.name if relabel_to is not None else None, "annotation_ids": finished_ids},
+            )])
         label_delete(label=label)
     return LabelRemoval(relabelled_finished=len(finished_ids), relabelled_drafts=len(draft_ids))
 
@@ -480,6 +513,10 @@ def taxonomy_remove(*, taxonomy: Taxonomy, confirm: bool) -> int:
                 code="taxonomy_in_use",
             )
         deleted = taxonomy.annotations.count()
+        audit_record(dataset_id=taxonomy.dataset_id, changes=[Change(
+            action=AuditEvent.Action.TAXONOMY_DELETE, target_type="taxonomy", target_id=taxonomy.pk, taxonomy_name=taxonomy.taxonomy_name,
+            before={"annotations": deleted, "finished_annotations": finished},
+        )])
         nucleus_taxonomy_deletion_record(taxonomy=taxonomy)
         taxonomy.delete()
         taxonomies_changed(dataset_id=taxonomy.dataset_id)

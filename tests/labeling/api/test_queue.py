@@ -287,8 +287,9 @@ class TestQueryCounts:
     #  4. UPDATE labeling_task SET state = 'done' ...       close the task unless another labeler holds it;
     #                                                       RETURNING whether the item has annotations
     #  5. INSERT labeling_categoryannotation ... ON CONFLICT DO NOTHING   every answer in one statement
-    #  6. RELEASE SAVEPOINT                                 end of task_submit's atomic()
-    SUBMIT_QUERIES = 6
+    #  6. INSERT audit_auditevent                           the audit log: every finished answer in one statement
+    #  7. RELEASE SAVEPOINT                                 end of task_submit's atomic()
+    SUBMIT_QUERIES = 7
     # The first submit of a process (or after a taxonomy changed) reads the taxonomies and labels.
     TAXONOMY_READ_QUERIES = 2
 
@@ -323,7 +324,7 @@ class TestQueryCounts:
         count, response = queries_during(lambda: next_task(labeler_client, scene_dataset))
         assert (response.status_code, count) == (200, self.NEXT_QUERIES + 1)
 
-    def test_submit_takes_the_same_six_queries_with_200_items_and_40_labels_as_with_10_and_3(self, labeler):
+    def test_submit_takes_the_same_seven_queries_with_200_items_and_40_labels_as_with_10_and_3(self, labeler):
         client = token_client(labeler)
         small = labeling_dataset(name="small", labeler=labeler, taxonomies=1, labels=3, items=10)
         large = labeling_dataset(name="large", labeler=labeler, taxonomies=1, labels=40, items=200)

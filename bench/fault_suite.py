@@ -375,8 +375,6 @@ def cmd_run(a) -> None:
         with redirect_stdout(StringIO()):
             queue_load.cmd_serve(args)
         server_pid = queue_load._server_pid(a.state)
-        web_log = a.state / "gunicorn.err"
-        web_log_from = web_log.stat().st_size if web_log.exists() else 0
         for name in ("worker1", "worker2"):
             start_worker(procs, name, env, code)
         procs.start("beat", [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel=INFO",
@@ -426,8 +424,7 @@ def cmd_run(a) -> None:
             "max_sync_attempts_seen": max(counts["max_attempts"] for _, counts in samples),
             "checks": check(a.database_url, state["dataset_id"], fake, nucleus_id, load.last_label),
             "retries": retries(procs, fake),
-            # sync_enqueue's "Could not start the Nucleus sync" (the broker was down; the sweep catches up)
-            "web_log_enqueue_failures": web_log.read_bytes()[web_log_from:].decode(errors="replace").count("Could not start the Nucleus sync"),
+
             "memory_kb": memory,
             "pending_samples": samples[:: max(1, len(samples) // 40)],
         }

@@ -79,6 +79,8 @@ class Procs:
     def __init__(self, state: Path):
         self.state = state
         self.running: dict[str, subprocess.Popen] = {}
+        for old in state.glob("*.log"):  # the logs are counted: none from an earlier run
+            old.unlink()
 
     def start(self, name: str, command: list[str], *, env: dict, cwd: Path) -> subprocess.Popen:
         log = open(self.state / f"{name}.log", "ab")
@@ -509,7 +511,7 @@ def cmd_memory(a) -> None:
                 "INSERT INTO labeling_categoryannotation (dataset_id, item_id, taxonomy_id, label_id, metadata, status, created_at, "
                 "updated_at, finished_at, version, synced_version, sync_state, sync_attempts, sync_error) "
                 "SELECT i.dataset_id, i.id, t.id, (SELECT id FROM taxonomies_label WHERE taxonomy_id = t.id ORDER BY id "
-                "OFFSET (i.id % 4) LIMIT 1), '{}', 'finished', now(), now(), now(), 1, 0, 'pending', 0, '' "
+                "OFFSET (i.id %% 4) LIMIT 1), '{}', 'finished', now(), now(), now(), 1, 0, 'pending', 0, '' "
                 "FROM labeling_item i JOIN taxonomies_taxonomy t ON t.dataset_id = i.dataset_id WHERE i.dataset_id = %s",
                 [state["dataset_id"]])
         worker = start_worker(procs, "worker1", env, code)

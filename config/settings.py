@@ -82,6 +82,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # CONTENT_SECURITY_POLICY on every response (see "Content Security Policy and sign-in" below).
     "config.csp.ContentSecurityPolicyMiddleware",
+    # Static files from STATIC_ROOT (compressed, hashed names, cached forever) before anything that
+    # reads the session or the database.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -160,8 +163,51 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# In development static files come straight from the app folders (WhiteNoise looks them up on every
+# request). In production `manage.py collectstatic` copies them to STATIC_ROOT under hashed names,
+# with gzip copies, and WhiteNoise serves them from there with a far-future max-age.
+WHITENOISE_AUTOREFRESH = DEBUG
+WHITENOISE_USE_FINDERS = DEBUG
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
+# Uploaded images live on the local disk (MEDIA_ROOT) or, with MEDIA_STORAGE=s3, in an S3-compatible
+# bucket. Either way a browser asks this site's /media/ view, which checks membership first; for the
+# bucket it answers with a redirect to a presigned URL that expires after AWS_QUERYSTRING_EXPIRE
+# seconds, so the bucket itself stays private.
+MEDIA_STORAGE = env_str("MEDIA_STORAGE", "filesystem")
+if MEDIA_STORAGE == "filesystem":
+    MEDIA_STORAGE_BACKEND = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+elif MEDIA_STORAGE == "s3":
+    MEDIA_STORAGE_BACKEND = {
+        "BACKEND": "config.storage.MembersOnlyS3Storage",
+        "OPTIONS": {
+            "bucket_name": env_str("AWS_STORAGE_BUCKET_NAME"),
+            # Unset: AWS itself. Set for MinIO, Ceph, R2, ... (https://minio.example.com:9000).
+            "endpoint_url": env_str("AWS_S3_ENDPOINT_URL") or None,
+            "region_name": env_str("AWS_S3_REGION_NAME") or None,
+            # "path" for services that do not serve <bucket>.<host> (MinIO without a domain).
+            "addressing_style": env_str("AWS_S3_ADDRESSING_STYLE") or None,
+            "signature_version": "s3v4",
+            # Unset: boto3's own chain (instance role, ~/.aws, ...).
+            "access_key": env_str("AWS_ACCESS_KEY_ID") or None,
+            "secret_key": env_str("AWS_SECRET_ACCESS_KEY") or None,
+            "querystring_expire": env_int("AWS_QUERYSTRING_EXPIRE", 300),
+            # Objects are private whatever the bucket's default ACL says.
+            "default_acl": "private",
+        },
+    }
+    if not MEDIA_STORAGE_BACKEND["OPTIONS"]["bucket_name"]:
+        raise ImproperlyConfigured("MEDIA_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME")
+else:
+    raise ImproperlyConfigured(f"MEDIA_STORAGE must be filesystem or s3, not {MEDIA_STORAGE!r}")
+STORAGES = {
+    "default": MEDIA_STORAGE_BACKEND,
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "config.storage.CompressedManifestStaticFilesStorage"
+    },
+}
 
 # Uploaded images are refused above these caps (decompression bombs included).
 MAX_IMAGE_UPLOAD_BYTES = env_int("MAX_IMAGE_UPLOAD_BYTES", 50 * 1024 * 1024)
@@ -273,7 +319,15 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+# No script reads either cookie: the pages get the CSRF token from the HTML (json_script, forms).
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
+# Lax: a link from elsewhere arrives signed in, a cross-site POST arrives without the cookies.
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# Load balancers and monitors probe the health check over plain http on the private network.
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)

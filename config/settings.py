@@ -179,7 +179,7 @@ if MEDIA_STORAGE == "filesystem":
     MEDIA_STORAGE_BACKEND = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
 elif MEDIA_STORAGE == "s3":
     MEDIA_STORAGE_BACKEND = {
-        "BACKEND": "config.storage.MembersOnlyS3Storage",
+        "BACKEND": "config.s3.MembersOnlyS3Storage",
         "OPTIONS": {
             "bucket_name": env_str("AWS_STORAGE_BUCKET_NAME"),
             # Unset: AWS itself. Set for MinIO, Ceph, R2, ... (https://minio.example.com:9000).

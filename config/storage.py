@@ -1,30 +1,11 @@
-"""The storage backends that production settings name (STORAGES in config/settings.py)."""
+"""The static files storage of production settings (STORAGES["staticfiles"] in config/settings.py)."""
 
-from django.conf import settings
-from django.utils.encoding import filepath_to_uri
-from storages.backends.s3 import S3Storage
 from whitenoise.storage import CompressedManifestStaticFilesStorage as WhiteNoiseManifestStorage
 
 
 class CompressedManifestStaticFilesStorage(WhiteNoiseManifestStorage):
-    """WhiteNoise's storage (hashed names, gzip copies), with `import ... from "./x.js"`
-    between ES modules rewritten to the hashed names too (Django leaves it off by default): a page
-    then never mixes a new module with an old one that a cache kept under the same name."""
+    """WhiteNoise's storage (hashed names, gzip copies), with `import ... from "./x.js"` between ES
+    modules rewritten to the hashed names too (Django leaves it off by default): a page then never
+    mixes a new module with an old one that a cache kept under the same name."""
 
     support_js_module_import_aggregation = True
-
-
-class MembersOnlyS3Storage(S3Storage):
-    """A private bucket whose images are shown to the members of their dataset only.
-
-    `url()` is this site's /media/ view (labeling.media.uploaded_image), as with files on disk: it
-    checks membership and then redirects to `presigned_url()`, which expires. So the URL in pages and
-    API answers never grants access by itself, and never goes stale while a page stays open.
-    """
-
-    def url(self, name, parameters=None, expire=None, http_method=None):
-        return f"{settings.MEDIA_URL}{filepath_to_uri(name)}"
-
-    def presigned_url(self, name: str, *, content_type: str) -> str:
-        # The bucket answers with this type whatever the object was stored with.
-        return super().url(name, parameters={"ResponseContentType": content_type})

@@ -4,7 +4,7 @@ Uploads are stored as `items/<dataset_id>/<32 hex>.<ext>` (names the server pick
 says which dataset an image belongs to; anything else is a 404. The answer is always an image type
 chosen from the stored extension, with `nosniff`, so a browser never reads it as anything else.
 
-Images in a bucket (MEDIA_STORAGE=s3, config.storage.MembersOnlyS3Storage) pass the same check; the
+Images in a bucket (MEDIA_STORAGE=s3, config.s3.MembersOnlyS3Storage) pass the same check; the
 answer is then a redirect to a presigned URL (with the same forced type), which expires, instead of
 the bytes: the web process does not carry the download.
 """

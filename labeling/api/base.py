@@ -4,12 +4,14 @@ pagination (`?after=<id>&limit=<n>`)."""
 from collections.abc import Callable
 
 from django.db.models import QuerySet
+from django.http import Http404
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from labeling.api.authentication import DATASET_FOR_USER
 from labeling.models import DatasetMember
 from labeling.selectors import dataset_get_for_user
 
@@ -27,7 +29,12 @@ class DatasetApi(APIView):
 
     def initial(self, request: Request, *args, **kwargs) -> None:
         super().initial(request, *args, **kwargs)
-        self.dataset = dataset_get_for_user(user=request.user, dataset_id=kwargs["dataset_id"])
+        if hasattr(request, DATASET_FOR_USER):  # token authentication read it with the user
+            self.dataset = getattr(request, DATASET_FOR_USER)
+            if self.dataset is None:
+                raise Http404("No such dataset.")
+        else:
+            self.dataset = dataset_get_for_user(user=request.user, dataset_id=kwargs["dataset_id"])
         if request.method in self.admin_methods and self.dataset.role != DatasetMember.Role.ADMIN:
             raise PermissionDenied("Only admins of this dataset can do this.")
 

@@ -269,31 +269,31 @@ class TestQueryCounts:
     production they are BEGIN / COMMIT, which Django logs as queries too)."""
 
     # next, whatever the dataset holds:
-    #  1. SELECT authtoken_token JOIN auth_user            TokenAuthentication
-    #  2. SELECT labeling_dataset JOIN datasetmember        dataset_get_for_user (with the role)
-    #  3. UPDATE labeling_task WHERE id = COALESCE(...)     renew bob's lease, else claim (compare-and-set);
-    #                                                       RETURNING whether the item has annotations
-    #  4. SELECT labeling_task JOIN item LEFT JOIN scene    the task, for the answer
-    NEXT_QUERIES = 4
+    #  1. SELECT authtoken_token JOIN auth_user LEFT JOIN datasetmember, dataset
+    #                                                       TokenAuthentication, with the dataset and role
+    #  2. UPDATE labeling_task WHERE id = COALESCE(...)     renew bob's lease, else claim (compare-and-set)
+    #  3. SELECT labeling_task JOIN item LEFT JOIN scene    the task, for the answer, and whether it has answers
+    NEXT_QUERIES = 3
     # An item with annotations (a draft left, work to change): two more queries read them and the
     # chosen labels of multi-label ones.
     ANSWERS_READ_QUERIES = 2
 
     # submit of an item, whatever the number of taxonomies, labels and items, once the process has
     # the dataset's taxonomies in memory:
-    #  1. SELECT authtoken_token JOIN auth_user            TokenAuthentication
-    #  2. SELECT labeling_dataset JOIN datasetmember        dataset_get_for_user (with taxonomies_revision)
-    #  3. SAVEPOINT                                         task_submit's atomic()
-    #  4. UPDATE labeling_task SET state = 'done' ...       close the task unless another labeler holds it;
+    #  1. SELECT authtoken_token JOIN auth_user LEFT JOIN datasetmember, dataset
+    #                                                       TokenAuthentication, with the dataset (its
+    #                                                       taxonomies_revision) and role
+    #  2. SAVEPOINT                                         task_submit's atomic()
+    #  3. UPDATE labeling_task SET state = 'done' ...       close the task unless another labeler holds it;
     #                                                       RETURNING whether the item has annotations
-    #  5. INSERT labeling_categoryannotation ... ON CONFLICT DO NOTHING   every answer in one statement
-    #  6. INSERT audit_auditevent                           the audit log: every finished answer in one statement
-    #  7. RELEASE SAVEPOINT                                 end of task_submit's atomic()
-    SUBMIT_QUERIES = 7
+    #  4. INSERT labeling_categoryannotation ... ON CONFLICT DO NOTHING   every answer in one statement
+    #  5. INSERT audit_auditevent                           the audit log: every finished answer in one statement
+    #  6. RELEASE SAVEPOINT                                 end of task_submit's atomic()
+    SUBMIT_QUERIES = 6
     # The first submit of a process (or after a taxonomy changed) reads the taxonomies and labels.
     TAXONOMY_READ_QUERIES = 2
 
-    def test_next_takes_the_same_four_queries_with_5_taxonomies_and_200_items_as_with_1_and_10(self, labeler):
+    def test_next_takes_the_same_three_queries_with_5_taxonomies_and_200_items_as_with_1_and_10(self, labeler):
         client = token_client(labeler)
         small = labeling_dataset(name="small", labeler=labeler, taxonomies=1, labels=3, items=10)
         large = labeling_dataset(name="large", labeler=labeler, taxonomies=5, labels=40, items=200)
@@ -324,7 +324,7 @@ class TestQueryCounts:
         count, response = queries_during(lambda: next_task(labeler_client, scene_dataset))
         assert (response.status_code, count) == (200, self.NEXT_QUERIES + 1)
 
-    def test_submit_takes_the_same_seven_queries_with_200_items_and_40_labels_as_with_10_and_3(self, labeler):
+    def test_submit_takes_the_same_six_queries_with_200_items_and_40_labels_as_with_10_and_3(self, labeler):
         client = token_client(labeler)
         small = labeling_dataset(name="small", labeler=labeler, taxonomies=1, labels=3, items=10)
         large = labeling_dataset(name="large", labeler=labeler, taxonomies=1, labels=40, items=200)

@@ -131,17 +131,16 @@ class TestDraft:
     # draft of one item with a single-label and multi-label answers, whatever their number, once the
     # process has the dataset's taxonomies in memory (task_draft_save opens no transaction of its
     # own, and answers_save's atomic(savepoint=False) adds no SAVEPOINT inside the test's transaction):
-    #  1. SELECT authtoken_token JOIN auth_user            TokenAuthentication
-    #  2. SELECT labeling_dataset JOIN datasetmember        dataset_get_for_user
-    #  3. SELECT labeling_task JOIN item LEFT JOIN scene    task_for_reference_id
-    #  4. SELECT labeling_categoryannotation.taxonomy_id    task_draft_save: finished answers it must not touch
-    #  5. SELECT labeling_categoryannotation FOR UPDATE     answers_save: the existing annotations, locked
-    #  6. INSERT labeling_categoryannotation                ... every new one in one statement
-    #  7. INSERT labeling_annotationlabel                   ... the chosen labels of multi-label answers
-    #  8. SELECT taxonomies_label JOIN annotationlabel      the answer: chosen labels of every multi-label annotation
-    DRAFT_QUERIES = 8
+    #  1. SELECT authtoken_token JOIN auth_user LEFT JOIN datasetmember, dataset   TokenAuthentication, with the dataset
+    #  2. SELECT labeling_task JOIN item LEFT JOIN scene    task_for_reference_id
+    #  3. SELECT labeling_categoryannotation.taxonomy_id    task_draft_save: finished answers it must not touch
+    #  4. SELECT labeling_categoryannotation FOR UPDATE     answers_save: the existing annotations, locked
+    #  5. INSERT labeling_categoryannotation                ... every new one in one statement
+    #  6. INSERT labeling_annotationlabel                   ... the chosen labels of multi-label answers
+    #  7. SELECT taxonomies_label JOIN annotationlabel      the answer: chosen labels of every multi-label annotation
+    DRAFT_QUERIES = 7
 
-    def test_a_draft_takes_eight_queries_with_three_multi_label_answers_as_with_one(self, labeler_client, dataset, items):
+    def test_a_draft_takes_seven_queries_with_three_multi_label_answers_as_with_one(self, labeler_client, dataset, items):
         for name in ("colors", "materials"):
             taxonomy_create(dataset=dataset, taxonomy_name=name, labels=["a", "b"], multi_label=True)
         several = [SHIRT, STRIPED, {"taxonomy_name": "colors", "labels": ["a"]}, {"taxonomy_name": "materials", "labels": ["b"]}]
@@ -193,13 +192,13 @@ class TestSubmitAndNext:
 
     # submit-and-next of an item, whatever the number of taxonomies, once the process has the
     # dataset's taxonomies in memory:
-    #  1-7. the seven queries of submit/ (test_queue.py: TestQueryCounts.SUBMIT_QUERIES; the 7th is the audit log's INSERT)
-    #  8. SELECT taxonomies_label JOIN annotationlabel      the answer: chosen labels of the multi-label answers
-    #  9. UPDATE labeling_task WHERE id = COALESCE(...)     claim the next free task (it has no answers)
-    # 10. SELECT labeling_task JOIN item LEFT JOIN scene    the claimed task
-    SUBMIT_AND_NEXT_QUERIES = 10
+    #  1-6. the six queries of submit/ (test_queue.py: TestQueryCounts.SUBMIT_QUERIES; the 5th is the audit log's INSERT)
+    #  7. SELECT taxonomies_label JOIN annotationlabel      the answer: chosen labels of the multi-label answers
+    #  8. UPDATE labeling_task WHERE id = COALESCE(...)     claim the next free task
+    #  9. SELECT labeling_task JOIN item LEFT JOIN scene    the claimed task (it has no answers)
+    SUBMIT_AND_NEXT_QUERIES = 9
 
-    def test_it_takes_ten_queries_with_six_taxonomies_as_with_two(self, labeler_client, dataset, items):
+    def test_it_takes_nine_queries_with_six_taxonomies_as_with_two(self, labeler_client, dataset, items):
         counts = []
         for reference_id, extra in (("image_1", 0), ("image_2", 4)):
             for n in range(extra):
@@ -277,14 +276,13 @@ class TestTaskDetail:
         assert task_detail(labeler_client, dataset, "truck_1").status_code == 404
 
     # tasks/<reference_id>/ of an item with answers:
-    #  1. SELECT authtoken_token JOIN auth_user            TokenAuthentication
-    #  2. SELECT labeling_dataset JOIN datasetmember        dataset_get_for_user
-    #  3. SELECT labeling_task JOIN item LEFT JOIN scene    task_for_reference_id
-    #  4. SELECT labeling_categoryannotation JOIN taxonomy  task_answers
-    #  5. SELECT taxonomies_label JOIN annotationlabel      ... the chosen labels of multi-label answers
-    TASK_DETAIL_QUERIES = 5
+    #  1. SELECT authtoken_token JOIN auth_user LEFT JOIN datasetmember, dataset   TokenAuthentication, with the dataset
+    #  2. SELECT labeling_task JOIN item LEFT JOIN scene    task_for_reference_id
+    #  3. SELECT labeling_categoryannotation JOIN taxonomy  task_answers
+    #  4. SELECT taxonomies_label JOIN annotationlabel      ... the chosen labels of multi-label answers
+    TASK_DETAIL_QUERIES = 4
 
-    def test_it_takes_five_queries_whatever_the_number_of_answers(self, labeler_client, dataset, items):
+    def test_it_takes_four_queries_whatever_the_number_of_answers(self, labeler_client, dataset, items):
         next_task(labeler_client, dataset)
         submit(labeler_client, dataset, "image_1", [SHIRT, STRIPED])
         count, response = queries_during(lambda: task_detail(labeler_client, dataset, "image_1"))
@@ -336,12 +334,11 @@ class TestAhead:
         assert (response.status_code, [error["field"] for error in errors_of(response)]) == (400, ["limit"])
 
     # ahead/ of an items dataset, whatever its size:
-    #  1. SELECT authtoken_token JOIN auth_user            TokenAuthentication
-    #  2. SELECT labeling_dataset JOIN datasetmember        dataset_get_for_user
-    #  3. SELECT labeling_task JOIN item LEFT JOIN scene    the first free tasks not skipped by the labeler
-    AHEAD_QUERIES = 3
+    #  1. SELECT authtoken_token JOIN auth_user LEFT JOIN datasetmember, dataset   TokenAuthentication, with the dataset
+    #  2. SELECT labeling_task JOIN item LEFT JOIN scene    the first free tasks not skipped by the labeler
+    AHEAD_QUERIES = 2
 
-    def test_it_takes_three_queries_with_200_items_as_with_5(self, labeler_client, dataset):
+    def test_it_takes_two_queries_with_200_items_as_with_5(self, labeler_client, dataset):
         counts = []
         for total in (5, 200):
             for n in range(Task.objects.count(), total):

@@ -267,6 +267,10 @@ NUCLEUS_SYNC_BACKOFF_MAX_SECONDS = env_int("NUCLEUS_SYNC_BACKOFF_MAX_SECONDS", 3
 # How often `celery beat` re-enqueues datasets with annotations waiting (lost messages, retries due,
 # batches of a worker that died).
 NUCLEUS_SYNC_SWEEP_SECONDS = env_int("NUCLEUS_SYNC_SWEEP_SECONDS", 60)
+# After an answer is stored, its sync starts this many seconds later, so the answers of that moment
+# go to Nucleus in one request instead of one each; a web process publishes at most one such sync
+# per dataset in half that time (0: start at once, one sync per answer).
+NUCLEUS_SYNC_GATHER_SECONDS = env_int("NUCLEUS_SYNC_GATHER_SECONDS", 2)
 if NUCLEUS_BATCH_SIZE < 1 or NUCLEUS_SYNC_MAX_ATTEMPTS < 1 or NUCLEUS_SYNC_SWEEP_SECONDS < 1:
     raise ImproperlyConfigured(
         "NUCLEUS_BATCH_SIZE, NUCLEUS_SYNC_MAX_ATTEMPTS and NUCLEUS_SYNC_SWEEP_SECONDS must be at least 1"

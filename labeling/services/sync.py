@@ -244,7 +244,22 @@ class _EnqueueAfterCommit:
         self.dataset_id = dataset_id
 
     def __call__(self) -> None:
-        sync_enqueue(dataset_id=self.dataset_id)
+        gather = settings.NUCLEUS_SYNC_GATHER_SECONDS
+        if settings.CELERY_TASK_ALWAYS_EAGER or not gather:
+            sync_enqueue(dataset_id=self.dataset_id)
+            return
+        # Labelers submit several answers a second: a sync published for the first one, starting
+        # `gather` seconds later, carries the ones committed in the first half of that wait too (the
+        # half leaves room for clocks that differ between this process and the worker's).
+        now = time.monotonic()
+        if _sync_published_until.get(self.dataset_id, 0.0) > now:
+            return
+        if sync_enqueue(dataset_id=self.dataset_id, countdown=gather):
+            _sync_published_until[self.dataset_id] = now + gather / 2
+
+
+# Per process: dataset id -> until when (time.monotonic) a published sync covers its new answers.
+_sync_published_until: dict[int, float] = {}
 
 
 def sync_enqueue_on_commit(*, dataset_id: int) -> None:
@@ -261,9 +276,10 @@ def sync_enqueue_on_commit(*, dataset_id: int) -> None:
     transaction.on_commit(_EnqueueAfterCommit(dataset_id))
 
 
-def sync_enqueue(*, dataset_id: int, include_waiting: bool = False) -> bool:
-    """Publish `labeling.sync_dataset` now. A broker that is down is logged and swallowed: the
-    annotations are safe in the outbox, and the sweep enqueues them once the broker is back.
+def sync_enqueue(*, dataset_id: int, include_waiting: bool = False, countdown: int = 0) -> bool:
+    """Publish `labeling.sync_dataset`, to start now or `countdown` seconds from now. A broker that
+    is down is logged and swallowed: the annotations are safe in the outbox, and the sweep enqueues
+    them once the broker is back.
 
     `include_waiting` (a person pressed "Sync now") also sends annotations whose retry is not due yet."""
     from labeling.tasks import sync_dataset
@@ -271,7 +287,7 @@ def sync_enqueue(*, dataset_id: int, include_waiting: bool = False) -> bool:
     try:
         # No publish retries: the caller is a web request that has already committed.
         kwargs = {"include_waiting": True} if include_waiting else {}
-        sync_dataset.apply_async(args=[dataset_id], kwargs=kwargs, retry=False)
+        sync_dataset.apply_async(args=[dataset_id], kwargs=kwargs, retry=False, countdown=countdown or None)
     except Exception:
         # Whatever failed (the broker, or in eager mode the sync itself), the request that
         # committed the annotations must not fail because of it; the sweep comes back for them.

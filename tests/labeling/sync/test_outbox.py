@@ -97,6 +97,42 @@ class TestEnqueueAfterCommit:
 
         assert (len(callbacks), enqueued) == (1, [linked.id])
 
+    @pytest.mark.django_db(transaction=True)  # each answer commits, as each request does
+    def test_with_a_broker_the_answers_of_a_moment_share_one_delayed_sync(
+        self, linked, items, clothing_type, attributes, settings, monkeypatch
+    ):
+        settings.CELERY_TASK_ALWAYS_EAGER = False
+        settings.NUCLEUS_SYNC_GATHER_SECONDS = 2
+        published = []
+        monkeypatch.setattr(
+            sync_service, "sync_enqueue",
+            lambda *, dataset_id, include_waiting=False, countdown=0: published.append((dataset_id, countdown)) or True,
+        )
+        monkeypatch.setattr(sync_service, "_sync_published_until", {})
+        clock = [1000.0]
+        monkeypatch.setattr(sync_service.time, "monotonic", lambda: clock[0])
+        answers = [(items[0], clothing_type, "shirt"), (items[1], clothing_type, "pants"), (items[2], clothing_type, "shirt"), (items[0], attributes, "logo")]
+        # Answers at 0, 0.5 and 0.9 s share the sync published at 0 (it starts at 2 s); the one at
+        # 1.2 s is past half the wait, so it publishes another.
+        for (item, taxonomy, label), at in zip(answers, (1000.0, 1000.5, 1000.9, 1001.2)):
+            clock[0] = at
+            finish(item, taxonomy, label)
+
+        assert published == [(linked.id, 2), (linked.id, 2)]
+
+    @pytest.mark.django_db(transaction=True)
+    def test_without_a_gathering_wait_every_answer_publishes_at_once(self, linked, items, clothing_type, settings, monkeypatch):
+        settings.CELERY_TASK_ALWAYS_EAGER = False
+        settings.NUCLEUS_SYNC_GATHER_SECONDS = 0
+        published = []
+        monkeypatch.setattr(
+            sync_service, "sync_enqueue",
+            lambda *, dataset_id, include_waiting=False, countdown=0: published.append((dataset_id, countdown)) or True,
+        )
+        for item in items[:2]:
+            finish(item, clothing_type, "shirt")
+        assert published == [(linked.id, 0), (linked.id, 0)]
+
     def test_a_draft_enqueues_nothing(self, linked, items, clothing_type, django_capture_on_commit_callbacks):
         with django_capture_on_commit_callbacks() as callbacks:
             annotation_save(target=items[0], taxonomy=clothing_type, labels=[], annotator=None, finished=False)

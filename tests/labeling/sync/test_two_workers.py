@@ -39,8 +39,9 @@ def synced_by(worker) -> int:
 
 
 def test_two_workers_syncing_one_dataset_send_each_annotation_in_exactly_one_batch(
-    linked, clothing_type, fake_nucleus, small_batches, start_worker  # noqa: F811
+    linked, clothing_type, fake_nucleus, small_batches, start_worker, settings  # noqa: F811
 ):
+    settings.NUCLEUS_SYNC_GATHER_SECONDS = 0  # both syncs start at once, so they compete for batches
     made = [ItemFactory(dataset=linked, reference_id=f"image_{n}") for n in range(ITEMS)]
     fake_nucleus.add_items(linked.nucleus_dataset_id, [{"reference_id": i.reference_id, "image_url": i.image_url} for i in made])
     fake_nucleus.set_latency(0.05)  # each send takes a moment, so the two workers' batches interleave

@@ -259,7 +259,7 @@ NUCLEUS_TIMEOUT_SECONDS = env_int("NUCLEUS_TIMEOUT_SECONDS", 120)
 # A worker holds the batch it is sending this long; if it dies, the batch is sent again after that.
 # Renewed right before the annotate request, so it must outlast one request.
 NUCLEUS_SYNC_CLAIM_SECONDS = env_int("NUCLEUS_SYNC_CLAIM_SECONDS", 600)
-# Retries of 429, 5xx, timeouts and broken connections: exponential backoff with full jitter from
+# Retries of 429, 5xx, timeouts and broken connections: exponential backoff with equal jitter from
 # BASE up to MAX seconds (or what Retry-After asks), then the annotation is marked failed.
 NUCLEUS_SYNC_MAX_ATTEMPTS = env_int("NUCLEUS_SYNC_MAX_ATTEMPTS", 8)
 NUCLEUS_SYNC_BACKOFF_BASE_SECONDS = env_int("NUCLEUS_SYNC_BACKOFF_BASE_SECONDS", 10)

@@ -22,7 +22,7 @@ annotation failed with the message (re-sending the same content would fail the s
 are marked synced only when the counts account for every payload; otherwise nobody can tell which
 of them Nucleus kept, so they are retried like a fault (re-sending is idempotent) and, after
 `NUCLEUS_SYNC_MAX_ATTEMPTS`, marked failed. 429, 5xx, timeouts and broken connections schedule a
-retry (`sync_next_attempt_at`, exponential backoff with full jitter, at least what `Retry-After`
+retry (`sync_next_attempt_at`, exponential backoff with equal jitter, at least what `Retry-After`
 asks); other refusals (401, 404, ...) mark the batch failed at once with Nucleus's message.
 """
 
@@ -704,11 +704,14 @@ def _mark_failed(failures: list[tuple[CategoryAnnotation, str]], *, token: str) 
 
 
 def _retry_later(*, annotations: list[CategoryAnnotation], token: str, message: str, retry_after: float | None) -> BatchOutcome:
-    """Schedule another attempt (exponential backoff, full jitter, at least `retry_after`), or mark
+    """Schedule another attempt (exponential backoff, equal jitter, at least `retry_after`), or mark
     failed the annotations that have used up NUCLEUS_SYNC_MAX_ATTEMPTS."""
     attempt = 1 + max(annotation.sync_attempts for annotation in annotations)
     ceiling = min(settings.NUCLEUS_SYNC_BACKOFF_MAX_SECONDS, settings.NUCLEUS_SYNC_BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
-    delay = max(retry_after or 0.0, random.uniform(0, ceiling))
+    # Equal jitter (half fixed, half random) rather than full: the attempts then span at least
+    # half the nominal backoff (about 21 minutes with the defaults), so an outage shorter than that
+    # never ends with annotations marked failed, while workers still spread their retries.
+    delay = max(retry_after or 0.0, random.uniform(ceiling / 2, ceiling))
     last = settings.NUCLEUS_SYNC_MAX_ATTEMPTS - 1  # attempts made before this one, on the last attempt
     _mark(
         annotations,

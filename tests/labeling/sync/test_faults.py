@@ -22,7 +22,7 @@ def annotation(items, clothing_type):
 
 @pytest.fixture
 def highest_jitter(monkeypatch):
-    """Full jitter draws the delay in [0, ceiling]; pin it to the ceiling to see the exponent."""
+    """The delay is drawn in [ceiling / 2, ceiling]; pin it to the ceiling to see the exponent."""
     monkeypatch.setattr(sync_service.random, "uniform", lambda low, high: high)
 
 
@@ -68,8 +68,7 @@ def test_retry_after_is_read_as_seconds_or_as_an_http_date():
     assert retry_after_seconds(None) is None
 
 
-def test_the_delay_doubles_with_each_attempt_up_to_the_maximum(linked, annotation, fake_nucleus, nucleus_settings, highest_jitter):
-    nucleus_settings.NUCLEUS_SYNC_BACKOFF_MAX_SECONDS = 30
+def delays_after_four_503s(linked, annotation, fake_nucleus) -> list[int]:
     delays = []
     for _ in range(4):
         fake_nucleus.fail_next(status=503, route="annotate")
@@ -77,8 +76,19 @@ def test_the_delay_doubles_with_each_attempt_up_to_the_maximum(linked, annotatio
         sync(linked, include_waiting=True)
         annotation.refresh_from_db()
         delays.append(round((annotation.sync_next_attempt_at - before).total_seconds()))
+    return delays
 
-    assert delays == [10, 20, 30, 30]
+
+def test_the_delay_doubles_with_each_attempt_up_to_the_maximum(linked, annotation, fake_nucleus, nucleus_settings, highest_jitter):
+    nucleus_settings.NUCLEUS_SYNC_BACKOFF_MAX_SECONDS = 30
+    assert delays_after_four_503s(linked, annotation, fake_nucleus) == [10, 20, 30, 30]
+
+
+def test_the_delay_is_never_under_half_the_backoff(linked, annotation, fake_nucleus, nucleus_settings, monkeypatch):
+    # Equal jitter: an outage shorter than half the nominal backoff never ends with annotations failed.
+    monkeypatch.setattr(sync_service.random, "uniform", lambda low, high: low)
+    nucleus_settings.NUCLEUS_SYNC_BACKOFF_MAX_SECONDS = 30
+    assert delays_after_four_503s(linked, annotation, fake_nucleus) == [5, 10, 15, 15]
 
 
 @pytest.mark.parametrize(

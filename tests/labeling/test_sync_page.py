@@ -236,12 +236,12 @@ class TestTheButtons:
         dataset.nucleus_dataset_id = "ds_1"
         dataset.save()
         published = []
-        monkeypatch.setattr(sync_dataset, "apply_async", lambda args, kwargs, retry: published.append((args, kwargs)))
+        monkeypatch.setattr(sync_dataset, "apply_async", lambda args, kwargs, **options: published.append((args, kwargs, options)))
         client.force_login(admin)
 
         client.post(sync_url(dataset, "dataset-sync-start"))
 
-        assert published == [([dataset.id], {"include_waiting": True})]
+        assert published == [([dataset.id], {"include_waiting": True}, {"retry": False, "countdown": None})]
 
     def test_the_buttons_need_a_post(self, client, admin, dataset):
         client.force_login(admin)

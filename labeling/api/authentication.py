@@ -14,6 +14,7 @@ from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
 from labeling.models import Dataset, DatasetMember
+from labeling.selectors import dataset_id_storable
 
 # Set on the request when the URL names a dataset: that Dataset with `role`, or None when the user
 # may not see it. Read by `labeling.api.base.DatasetApi`, which otherwise looks the dataset up itself.
@@ -24,6 +25,8 @@ class TokenAuthentication(authentication.TokenAuthentication):
     def authenticate(self, request):
         # DRF's header parsing, then `authenticate_credentials`; the URL's dataset_id is read here.
         self._dataset_id = (request.parser_context or {}).get("kwargs", {}).get("dataset_id")
+        # An id too big to store names no dataset: the query gets NULL, the view answers 404.
+        self._dataset_in_query = self._dataset_id if self._dataset_id is not None and dataset_id_storable(self._dataset_id) else None
         self._request = request
         return super().authenticate(request)
 
@@ -41,7 +44,7 @@ class TokenAuthentication(authentication.TokenAuthentication):
                 f"LEFT JOIN {quote(DatasetMember._meta.db_table)} m ON m.user_id = t.user_id AND m.dataset_id = %s "
                 f"LEFT JOIN {quote(Dataset._meta.db_table)} d ON d.id = %s AND (u.is_superuser OR m.id IS NOT NULL) "
                 f"WHERE t.key = %s",
-                [DatasetMember.Role.ADMIN, self._dataset_id, self._dataset_id, key],
+                [DatasetMember.Role.ADMIN, self._dataset_in_query, self._dataset_in_query, key],
             )
             row = cursor.fetchone()
         if row is None:

@@ -146,6 +146,9 @@ def task_submit(
     task, annotation = _table(Task), _table(CategoryAnnotation)
     with transaction.atomic():
         with connection.cursor() as cursor:
+            # "Has annotations" only picks the cheaper way to store the answers: SQLite 3.40 may
+            # answer this correlated subquery for the wrong row (see task_next), and either answer
+            # stores the same rows (an insert that finds an annotation falls back to comparing).
             cursor.execute(
                 f"UPDATE {task} SET state = 'done', holder_id = NULL, lease_expires_at = NULL, done_by_id = %s, done_at = %s "
                 f"WHERE {target_column} = (SELECT id FROM {_table(target_model)} WHERE dataset_id = %s AND reference_id = %s) "
@@ -211,23 +214,32 @@ def task_draft_save(*, dataset: Dataset, user, task: Task, rows: Sequence[dict])
     """Keep a labeler's unfinished answers for a task they hold, so leaving mid-item loses nothing.
 
     Only valid answers are kept, and never over a finished annotation (going back to a finished
-    item changes it by submitting). Requires holding the task's lease."""
-    if task.holder_id is not None and task.holder_id != user.id:
-        raise TaskHeldByAnotherLabeler()
-    if task.holder_id is None:
-        raise ValidationError({"reference_id": "Take the task with next before saving a draft of it."})
-    taxonomies = taxonomies_by_name_cached(dataset=dataset)
-    answers, errors = [], []
-    for index, row in enumerate(rows):
-        answer, row_errors = answer_resolve(taxonomies=taxonomies, target=task.target, row=row, index=index, draft=True)
-        errors.extend(row_errors)
-        if answer is not None:
-            answers.append(answer)
-    if errors:
-        raise BatchInvalid(errors)
-    finished = set(
-        task.target.annotations.filter(status="finished").values_list("taxonomy_id", flat=True)
-    )
-    return answers_save(
-        target=task.target, answers=[a for a in answers if a.taxonomy.id not in finished], annotator=user, finished=False
-    )
+    item changes it by submitting). Requires holding the task's lease, checked by a compare-and-set
+    that also renews it: the task row stays locked until the draft is stored, so a lease that ran
+    out cannot be claimed by another labeler in between and get this labeler's draft."""
+    now = timezone.now()
+    expires = now + timedelta(seconds=settings.LABELING_LEASE_SECONDS)
+    with transaction.atomic():
+        held = _execute_returning_id(
+            f"UPDATE {_table(Task)} SET lease_expires_at = %s "
+            f"WHERE id = %s AND holder_id = %s AND state = 'open' AND lease_expires_at >= %s RETURNING id",
+            [_db_datetime(expires), task.id, user.id, _db_datetime(now)],
+        )
+        if held is None:
+            task.refresh_from_db(fields=["holder", "lease_expires_at", "state"])
+            if task.holder_id not in (None, user.id) and task.lease_expires_at >= now:
+                raise TaskHeldByAnotherLabeler()
+            raise ValidationError({"reference_id": "Take the task with next before saving a draft of it."})
+        taxonomies = taxonomies_by_name_cached(dataset=dataset)
+        answers, errors = [], []
+        for index, row in enumerate(rows):
+            answer, row_errors = answer_resolve(taxonomies=taxonomies, target=task.target, row=row, index=index, draft=True)
+            errors.extend(row_errors)
+            if answer is not None:
+                answers.append(answer)
+        if errors:
+            raise BatchInvalid(errors)
+        finished = set(task.target.annotations.filter(status="finished").values_list("taxonomy_id", flat=True))
+        return answers_save(
+            target=task.target, answers=[a for a in answers if a.taxonomy.id not in finished], annotator=user, finished=False
+        )

@@ -40,3 +40,11 @@ def test_a_superuser_sees_any_dataset_as_an_admin(superuser, dataset):
 
 def test_a_member_of_another_dataset_gets_a_404(outsider, dataset):
     assert dataset_detail(token_client(outsider), dataset).status_code == 404
+
+
+@pytest.mark.parametrize("dataset_id", [2**63, 10**20], ids=["just past 64 bits", "far past"])
+def test_a_dataset_id_too_big_to_store_is_a_404_not_a_500(labeler, dataset, dataset_id, client):
+    assert token_client(labeler).get(f"/api/v1/datasets/{dataset_id}/").status_code == 404
+    client.force_login(labeler)
+    assert client.get(f"/api/v1/datasets/{dataset_id}/").status_code == 404  # session: the selector's check
+    assert client.get(f"/datasets/{dataset_id}/label/").status_code == 404

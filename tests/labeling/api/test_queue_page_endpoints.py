@@ -128,19 +128,41 @@ class TestDraft:
         assert [(error.get("index"), error["field"]) for error in errors_of(response)] == [(1, "labels")]
         assert not CategoryAnnotation.objects.exists()
 
+    def test_a_draft_renews_the_lease(self, labeler_client, dataset, items):
+        next_task(labeler_client, dataset)
+        Task.objects.filter(item__reference_id="image_1").update(lease_expires_at=timezone.now() + timedelta(seconds=5))
+        assert draft(labeler_client, dataset, "image_1", [SHIRT]).status_code == 200
+        lease = Task.objects.get(item__reference_id="image_1").lease_expires_at
+        assert lease > timezone.now() + timedelta(seconds=60)
+
+    def test_a_draft_after_the_lease_ran_out_and_another_labeler_took_the_item_is_a_409(
+        self, labeler_client, second_labeler_client, dataset, items
+    ):
+        next_task(labeler_client, dataset)
+        Task.objects.filter(item__reference_id="image_1").update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+        assert next_task(second_labeler_client, dataset).json()["reference_id"] == "image_1"
+        draft(second_labeler_client, dataset, "image_1", [SHIRT])
+
+        response = draft(labeler_client, dataset, "image_1", [{**SHIRT, "label": "pants"}])
+
+        assert response.status_code == 409
+        assert CategoryAnnotation.objects.get().label.name == "shirt"
+
     # draft of one item with a single-label and multi-label answers, whatever their number, once the
-    # process has the dataset's taxonomies in memory (task_draft_save opens no transaction of its
-    # own, and answers_save's atomic(savepoint=False) adds no SAVEPOINT inside the test's transaction):
+    # process has the dataset's taxonomies in memory:
     #  1. SELECT authtoken_token JOIN auth_user LEFT JOIN datasetmember, dataset   TokenAuthentication, with the dataset
     #  2. SELECT labeling_task JOIN item LEFT JOIN scene    task_for_reference_id
-    #  3. SELECT labeling_categoryannotation.taxonomy_id    task_draft_save: finished answers it must not touch
-    #  4. SELECT labeling_categoryannotation FOR UPDATE     answers_save: the existing annotations, locked
-    #  5. INSERT labeling_categoryannotation                ... every new one in one statement
-    #  6. INSERT labeling_annotationlabel                   ... the chosen labels of multi-label answers
-    #  7. SELECT taxonomies_label JOIN annotationlabel      the answer: chosen labels of every multi-label annotation
-    DRAFT_QUERIES = 7
+    #  3. SAVEPOINT                                         task_draft_save's atomic()
+    #  4. UPDATE labeling_task SET lease_expires_at ...     still bob's? (compare-and-set, renews the lease)
+    #  5. SELECT labeling_categoryannotation.taxonomy_id    finished answers it must not touch
+    #  6. SELECT labeling_categoryannotation FOR UPDATE     answers_save: the existing annotations, locked
+    #  7. INSERT labeling_categoryannotation                ... every new one in one statement
+    #  8. INSERT labeling_annotationlabel                   ... the chosen labels of multi-label answers
+    #  9. RELEASE SAVEPOINT
+    # 10. SELECT taxonomies_label JOIN annotationlabel      the answer: chosen labels of every multi-label annotation
+    DRAFT_QUERIES = 10
 
-    def test_a_draft_takes_seven_queries_with_three_multi_label_answers_as_with_one(self, labeler_client, dataset, items):
+    def test_a_draft_takes_ten_queries_with_three_multi_label_answers_as_with_one(self, labeler_client, dataset, items):
         for name in ("colors", "materials"):
             taxonomy_create(dataset=dataset, taxonomy_name=name, labels=["a", "b"], multi_label=True)
         several = [SHIRT, STRIPED, {"taxonomy_name": "colors", "labels": ["a"]}, {"taxonomy_name": "materials", "labels": ["b"]}]

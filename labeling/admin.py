@@ -23,7 +23,14 @@ from labeling.services.annotations import label_remove, taxonomy_remove
 from labeling.services.nucleus_items import nucleus_link_check
 from labeling.services.sync import sync_blocker, sync_counts, sync_nucleus_link_changed, sync_retry_failed
 from taxonomies.models import Label, Taxonomy
-from taxonomies.services import LabelSpec, label_update, taxonomy_add_labels, taxonomy_reorder_labels
+from taxonomies.services import (
+    LabelSpec,
+    label_update,
+    taxonomy_add_labels,
+    taxonomy_create,
+    taxonomy_reorder_labels,
+    taxonomy_update,
+)
 
 DROP_FROM_ANNOTATIONS = "drop"
 
@@ -119,7 +126,13 @@ class DatasetAdmin(admin.ModelAdmin):
         return type(form.__name__, (form,), {"nucleus_link_error": error})
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
+        if change:
+            # Only what the form changed: `obj` was read before this save, and writing every field
+            # would put back a taxonomies_revision that a taxonomy change has bumped since, leaving
+            # processes that cached the taxonomies at the newer revision serving them stale.
+            obj.save(update_fields=[field.name for field in obj._meta.concrete_fields if field.name in form.changed_data])
+        else:
+            obj.save()
         if change and "nucleus_dataset_id" in form.changed_data:
             resent = sync_nucleus_link_changed(dataset=obj)
             self.message_user(request, f"Linked to another Nucleus dataset: {resent} finished annotation(s) will be sent to it.")
@@ -255,8 +268,27 @@ class LabelInline(admin.TabularInline):
         return f"{used['finished']} finished, {used['draft']} draft"
 
 
+class TaxonomyAdminForm(forms.ModelForm):
+    class Meta:
+        model = Taxonomy
+        fields = "__all__"
+
+    def validate_unique(self):
+        super().validate_unique()
+        # Once the taxonomy exists its dataset is read-only, so the form leaves the dataset out of its
+        # checks and with it the constraint "one taxonomy_name per dataset": a rename to a taken name
+        # would fail in the service instead of showing here. The instance has the form's values by now.
+        if self.instance.pk and "taxonomy_name" in self.changed_data and not self.has_error("taxonomy_name"):
+            others = {field.name for field in Taxonomy._meta.fields} - {"dataset", "taxonomy_name"}
+            try:
+                self.instance.validate_constraints(exclude=others)
+            except ValidationError as error:
+                self._update_errors(error)
+
+
 @admin.register(Taxonomy)
 class TaxonomyAdmin(admin.ModelAdmin):
+    form = TaxonomyAdminForm
     list_display = ["taxonomy_name", "dataset", "multi_label", "applies_to", "required", "label_count", "nucleus_status"]
     list_filter = ["dataset", "multi_label", "applies_to"]
     search_fields = ["taxonomy_name", "labels__name"]
@@ -269,6 +301,10 @@ class TaxonomyAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # multi_label decides how every annotation is stored and sent; it is fixed once created.
         return ["dataset", "multi_label", "nucleus_status"] if obj else ["nucleus_status"]
+
+    def get_exclude(self, request, obj=None):
+        # A new taxonomy goes after the dataset's others (taxonomy_create); it can be moved once it exists.
+        return None if obj else ["position"]
 
     @admin.display(description="labels")
     def label_count(self, taxonomy):
@@ -295,9 +331,24 @@ class TaxonomyAdmin(admin.ModelAdmin):
             return f"Labels to add on the next sync: {', '.join(added)}"
         return "In sync"
 
+    def save_model(self, request, obj, form, change):
+        # Through the services, which log the change and bump the dataset's taxonomies_revision. A new
+        # taxonomy is created in save_formset instead: taxonomy_create needs its labels, the inline rows.
+        if change and form.has_changed():
+            taxonomy_update(
+                # As stored, so that the service logs the change from what it was.
+                taxonomy=Taxonomy.objects.select_related("dataset").get(pk=obj.pk),
+                taxonomy_name=obj.taxonomy_name,
+                applies_to=obj.applies_to,
+                required=obj.required,
+                position=obj.position,
+            )
+
     def save_formset(self, request, form, formset, change):
         if formset.model is not Label:
             return super().save_formset(request, form, formset, change)
+        if not change:
+            return self._taxonomy_create(form, formset)
         taxonomy = form.instance
         # What the admin's change message and history read (formset.save() would set these).
         formset.deleted_objects = [label_form.instance for label_form in formset.removed_forms]
@@ -335,14 +386,28 @@ class TaxonomyAdmin(admin.ModelAdmin):
         for label_form, label in zip(new_forms, created):
             label_form.instance = label
         formset.new_objects = created
-        # Positions are sort keys the admin edits; ties keep the order of the rows on the page.
-        def sort_key(pair):
-            row, label_form = pair
-            position = label_form.cleaned_data["position"]
-            return (position is None, position or 0, row)
+        ordered = _in_position_order(kept_forms)
+        taxonomy_reorder_labels(taxonomy=taxonomy, label_ids=[label_form.instance.pk for label_form in ordered])
 
-        ordered = sorted(enumerate(kept_forms), key=sort_key)
-        taxonomy_reorder_labels(taxonomy=taxonomy, label_ids=[f.instance.pk for _, f in ordered])
+    def _taxonomy_create(self, form, formset) -> None:
+        """Create the taxonomy of the add page with its labels, in the order of their positions."""
+        new = form.instance
+        taxonomy = taxonomy_create(
+            dataset=new.dataset,
+            taxonomy_name=new.taxonomy_name,
+            labels=[
+                LabelSpec(name=label_form.cleaned_data["name"], hotkey=label_form.cleaned_data["hotkey"])
+                for label_form in _in_position_order(formset.kept_forms)
+            ],
+            multi_label=new.multi_label,
+            applies_to=new.applies_to,
+            required=new.required,
+        )
+        # The admin logs the addition and redirects with the page's instance: make it the row just created.
+        new.pk, new.position, new.created_at = taxonomy.pk, taxonomy.position, taxonomy.created_at
+        new._state.adding, new._state.db = False, taxonomy._state.db
+        formset.new_objects = list(taxonomy.labels.all())
+        formset.changed_objects, formset.deleted_objects = [], []
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
@@ -367,6 +432,18 @@ class TaxonomyAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for taxonomy in queryset:
             taxonomy_remove(taxonomy=taxonomy, confirm=True)
+
+
+def _in_position_order(label_forms: list[LabelInlineForm]) -> list[LabelInlineForm]:
+    """Positions are sort keys the admin edits; rows left empty go last, and ties keep the order of
+    the rows on the page."""
+
+    def sort_key(pair):
+        row, label_form = pair
+        position = label_form.cleaned_data["position"]
+        return (position is None, position or 0, row)
+
+    return [label_form for _, label_form in sorted(enumerate(label_forms), key=sort_key)]
 
 
 @admin.register(Scene)

@@ -1,12 +1,14 @@
 """The Django admin: every page loads, and taxonomies are managed with their labels inline."""
 
 import pytest
+from django.contrib.admin.sites import site as admin_site
 from django.urls import reverse
 
-from labeling.models import CategoryAnnotation
-from labeling.services.annotations import annotation_save
+from audit.models import AuditEvent
+from labeling.models import CategoryAnnotation, Dataset
+from labeling.services.annotations import annotation_save, taxonomies_by_name_cached
 from taxonomies.models import Label, Taxonomy
-from taxonomies.services import taxonomy_create
+from taxonomies.services import taxonomy_add_labels, taxonomy_create
 from tests.factories import CategoryAnnotationFactory, ItemFactory, SceneFactory
 
 pytestmark = pytest.mark.django_db
@@ -203,3 +205,75 @@ def test_the_admin_refuses_a_hotkey_another_taxonomy_of_the_dataset_uses(admin_c
     response = admin_client.post(change_url(clothing_type), taxonomy_form(change_fields(clothing_type), rows, initial=3))
     assert "“color” already uses &#x27;r&#x27; for “red”." in response.content.decode()
     assert clothing_type.label_names() == ["shirt", "pants", "dress"]
+
+
+# --- Writes go through the services ---------------------------------------------------------
+
+
+def test_saving_a_dataset_read_before_a_taxonomy_change_keeps_the_newer_taxonomies_revision(superuser, clothing_type, rf):
+    dataset = Dataset.objects.get(pk=clothing_type.dataset_id)
+    taxonomies_by_name_cached(dataset=dataset)  # a process caches the taxonomies at revision N
+    stale = Dataset.objects.get(pk=dataset.pk)  # the admin's get_object, at revision N
+    taxonomy_add_labels(taxonomy=clothing_type, labels=["jacket"])  # commits revision N + 1
+    request = rf.post(reverse("admin:labeling_dataset_change", args=[dataset.pk]))
+    request.user = superuser
+    dataset_admin = admin_site._registry[Dataset]
+    form = dataset_admin.get_form(request, stale, change=True)(
+        data={"name": "Clothes", "kind": stale.kind, "nucleus_dataset_id": "", "nucleus_push_items": ""}, instance=stale
+    )
+    assert form.is_valid(), form.errors
+
+    dataset_admin.save_model(request, form.save(commit=False), form, change=True)
+
+    dataset.refresh_from_db()
+    assert dataset.name == "Clothes"
+    assert dataset.taxonomies_revision == stale.taxonomies_revision + 1
+    assert "jacket" in taxonomies_by_name_cached(dataset=dataset)["clothing_type"].label_names()
+
+
+def test_a_taxonomy_created_in_the_admin_is_logged_with_its_labels(admin_client, superuser, dataset):
+    response = admin_client.post(
+        reverse("admin:taxonomies_taxonomy_add"),
+        taxonomy_form(
+            {"dataset": str(dataset.id), "taxonomy_name": "clothing_type", "type": "category", "applies_to": "items", "required": "on"},
+            [{"name": "shirt", "hotkey": "", "position": "2"}, {"name": "pants", "hotkey": "", "position": "1"}],
+        ),
+    )
+
+    assert response.status_code == 302
+    taxonomy = Taxonomy.objects.get(taxonomy_name="clothing_type")
+    assert response["Location"] == reverse("admin:taxonomies_taxonomy_changelist")
+    assert taxonomy.label_names() == ["pants", "shirt"]
+    event = AuditEvent.objects.get(action=AuditEvent.Action.TAXONOMY_CREATE)
+    assert (event.actor, event.target_id, event.after["labels"]) == (superuser, taxonomy.pk, ["pants", "shirt"])
+
+
+def test_a_taxonomy_renamed_in_the_admin_is_logged_and_bumps_the_taxonomies_revision(admin_client, superuser, clothing_type):
+    dataset = clothing_type.dataset
+    dataset.refresh_from_db()
+    revision = dataset.taxonomies_revision
+    rows = existing_rows(clothing_type)
+    fields = {**change_fields(clothing_type), "taxonomy_name": "garment", "required": ""}
+
+    response = admin_client.post(change_url(clothing_type), taxonomy_form(fields, rows, initial=3))
+
+    assert response.status_code == 302
+    clothing_type.refresh_from_db()
+    assert (clothing_type.taxonomy_name, clothing_type.required) == ("garment", False)
+    event = AuditEvent.objects.get(action=AuditEvent.Action.TAXONOMY_UPDATE)
+    assert event.actor == superuser
+    assert (event.before["taxonomy_name"], event.after["taxonomy_name"]) == ("clothing_type", "garment")
+    assert (event.before["required"], event.after["required"]) == (True, False)
+    dataset.refresh_from_db()
+    assert dataset.taxonomies_revision > revision
+
+
+def test_a_taxonomy_renamed_in_the_admin_is_refused_when_the_name_is_taken(admin_client, clothing_type):
+    taxonomy_create(dataset=clothing_type.dataset, taxonomy_name="color", labels=["red"])
+    fields = {**change_fields(clothing_type), "taxonomy_name": "color"}
+
+    response = admin_client.post(change_url(clothing_type), taxonomy_form(fields, existing_rows(clothing_type), initial=3))
+
+    assert response.status_code == 200
+    clothing_type.refresh_from_db()
+    assert clothing_type.taxonomy_name == "clothing_type"

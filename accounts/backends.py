@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.core.exceptions import PermissionDenied
 
-from accounts.services import login_failure_record, login_locked_until, login_success_record, login_throttle_keys
+from accounts.services import login_attempt_start, login_attempt_succeeded, login_throttle_keys
 
 
 class ThrottledModelBackend(ModelBackend):
@@ -18,14 +18,14 @@ class ThrottledModelBackend(ModelBackend):
             username = kwargs.get(get_user_model().USERNAME_FIELD)
         if username is None or password is None:
             return None
-        keys = login_throttle_keys(username=username, request=request)
-        if login_locked_until(keys=keys):
+        # Counted before the (slow) password check, so that guesses arriving while others are still
+        # being checked find the lock the last allowed one set (see login_attempt_start).
+        attempt = login_attempt_start(keys=login_throttle_keys(username=username, request=request))
+        if attempt is None:
             # Refused without checking the password: a locked account tells a guesser nothing, and
             # authenticate() stops at PermissionDenied instead of asking another backend.
             raise PermissionDenied("Too many failed sign-ins.")
         user = super().authenticate(request, username=username, password=password, **kwargs)
-        if user is None:
-            login_failure_record(keys=keys)
-        else:
-            login_success_record(username=username)
+        if user is not None:
+            login_attempt_succeeded(attempt=attempt)
         return user

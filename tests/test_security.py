@@ -4,16 +4,19 @@ the database, so every process sees it), and CSRF protection of every form of ev
 import re
 from datetime import timedelta
 from html.parser import HTMLParser
+from unittest import mock
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import authenticate
+from django.contrib.auth.backends import ModelBackend
 from django.db import connection
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from accounts.models import LoginThrottle
-from accounts.services import login_throttles_purge
+from accounts.services import ThrottleKey, login_attempt_start, login_throttles_purge
 from tests.factories import ItemFactory, UserFactory
 from tests.test_project import run_with_env
 
@@ -149,16 +152,54 @@ def test_the_purge_deletes_only_counts_that_are_over(limits, alice):
     assert set(LoginThrottle.objects.values_list("key", flat=True)) == {"bob", "10.1.1.1"}
 
 
-def test_concurrent_failures_on_a_new_key_are_all_counted(limits, alice):
-    """The second failure finds the row the first created (insert, then IntegrityError, then update)."""
-    from accounts.services import ThrottleKey, login_failure_record
-
+def test_attempts_are_counted_on_the_existing_row_up_to_the_lock(limits, alice):
     key = ThrottleKey(LoginThrottle.Scope.USERNAME, "carol", 3)
     LoginThrottle.objects.create(scope=key.scope, key=key.key, failures=1, window_started_at=timezone.now())
-    login_failure_record(keys=[key])
-    login_failure_record(keys=[key])
+    assert login_attempt_start(keys=[key]) is not None
+    assert login_attempt_start(keys=[key]) is not None
     row = LoginThrottle.objects.get(key="carol")
     assert (row.failures, row.locked_until is not None) == (3, True)
+    assert login_attempt_start(keys=[key]) is None
+
+
+def test_guesses_in_flight_when_the_lock_is_set_never_get_their_password_checked(limits, alice):
+    """Each guess arrives while the one before it is still hashing its password, as on several web
+    workers at once: only LOGIN_FAILURE_LIMIT of them get a password check, the rest are refused."""
+    checked = []
+    check = ModelBackend.authenticate
+
+    def slow_check(self, request, username=None, password=None, **kwargs):
+        checked.append(password)
+        if len(checked) < 10:
+            authenticate(username="alice", password=f"guess{len(checked)}")
+        return check(self, request, username=username, password=password, **kwargs)
+
+    with mock.patch.object(ModelBackend, "authenticate", slow_check):
+        assert authenticate(username="alice", password="guess0") is None
+
+    assert checked == ["guess0", "guess1", "guess2"]
+    row = LoginThrottle.objects.get(scope="username")
+    assert (row.failures, row.locked_until is not None) == (3, True)
+    assert authenticate(username="alice", password="right-password") is None
+
+
+def test_a_refused_sign_in_is_not_counted(limits, alice):
+    for _ in range(5):
+        sign_in("/accounts/login/", "alice", "wrong")
+    assert LoginThrottle.objects.get(scope="username").failures == 3
+    assert LoginThrottle.objects.get(scope="ip").failures == 3
+
+
+def test_a_successful_sign_in_does_not_count_against_its_address(limits, alice):
+    for n in range(4):
+        sign_in("/accounts/login/", f"guess{n}", "wrong", address="10.6.6.6")
+    # The address's fifth attempt reaches its limit while it runs, and is taken back when it succeeds.
+    assert sign_in("/accounts/login/", "alice", "right-password", address="10.6.6.6")[1]
+    row = LoginThrottle.objects.get(scope="ip")
+    assert (row.failures, row.locked_until) == (4, None)
+    assert not LoginThrottle.objects.filter(scope="username", key="alice").exists()
+    response, _ = sign_in("/accounts/login/", "guess4", "wrong", address="10.6.6.6")
+    assert "Too many failed sign-ins" in form_errors(response)
 
 
 @pytest.mark.django_db(transaction=True)

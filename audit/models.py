@@ -47,8 +47,8 @@ class AuditEvent(models.Model):
         indexes = [
             # The audit page: "a dataset's events, newest first", a page after ?after=<id>.
             models.Index(fields=["dataset", "-id"], name="audit_event_dataset_newest"),
-            # The page filtered by actor, by reference_id, by action.
-            models.Index(fields=["dataset", "actor", "-id"], name="audit_event_dataset_actor"),
+            # The page filtered by actor (by username: audit_event_page's `actor`), by reference_id, by action.
+            models.Index(fields=["dataset", "actor_username", "-id"], name="audit_event_dataset_actor_name"),
             models.Index(fields=["dataset", "reference_id", "-id"], name="audit_event_dataset_reference"),
             models.Index(fields=["dataset", "action", "-id"], name="audit_event_dataset_action"),
         ]

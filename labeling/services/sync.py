@@ -705,28 +705,40 @@ def _mark_failed(failures: list[tuple[CategoryAnnotation, str]], *, token: str) 
 
 def _retry_later(*, annotations: list[CategoryAnnotation], token: str, message: str, retry_after: float | None) -> BatchOutcome:
     """Schedule another attempt (exponential backoff, equal jitter, at least `retry_after`), or mark
-    failed the annotations that have used up NUCLEUS_SYNC_MAX_ATTEMPTS."""
-    attempt = 1 + max(annotation.sync_attempts for annotation in annotations)
+    failed the annotations that have used up NUCLEUS_SYNC_MAX_ATTEMPTS. Each annotation waits after
+    its own attempts (one UPDATE per distinct count): a fresh answer batched with one retried for the
+    seventh time does not inherit its hour-long wait."""
+    by_attempts: dict[int, list[CategoryAnnotation]] = defaultdict(list)
+    for annotation in annotations:
+        by_attempts[annotation.sync_attempts].append(annotation)
+    last = settings.NUCLEUS_SYNC_MAX_ATTEMPTS - 1  # attempts made before this one, on the last attempt
+    now = timezone.now()
+    delays = []
+    for attempts, group in by_attempts.items():
+        delays.append(_retry_delay(attempt=attempts + 1, retry_after=retry_after))
+        _mark(
+            group,
+            token=token,
+            sync_attempts=F("sync_attempts") + 1,
+            sync_state=Case(When(sync_attempts__gte=last, then=Value(State.FAILED)), default=Value(State.PENDING)),
+            sync_next_attempt_at=now + timedelta(seconds=delays[-1]),
+            sync_error=message,
+        )
+    # For the report only (one that was relabelled meanwhile was not marked): no query for it.
+    failed = sum(annotation.sync_attempts >= last for annotation in annotations)
+    logger.warning("Nucleus sync of %s annotations will be retried in %.0f s or later: %s", len(annotations), min(delays), message)
+    return BatchOutcome(
+        annotations=len(annotations), failed=failed, retrying=len(annotations) - failed, fault=True, errors=[message]
+    )
+
+
+def _retry_delay(*, attempt: int, retry_after: float | None) -> float:
+    """Seconds to wait after attempt number `attempt` failed (the first attempt is 1)."""
     ceiling = min(settings.NUCLEUS_SYNC_BACKOFF_MAX_SECONDS, settings.NUCLEUS_SYNC_BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
     # Equal jitter (half fixed, half random) rather than full: the attempts then span at least
     # half the nominal backoff (about 21 minutes with the defaults), so an outage shorter than that
     # never ends with annotations marked failed, while workers still spread their retries.
-    delay = max(retry_after or 0.0, random.uniform(ceiling / 2, ceiling))
-    last = settings.NUCLEUS_SYNC_MAX_ATTEMPTS - 1  # attempts made before this one, on the last attempt
-    _mark(
-        annotations,
-        token=token,
-        sync_attempts=F("sync_attempts") + 1,
-        sync_state=Case(When(sync_attempts__gte=last, then=Value(State.FAILED)), default=Value(State.PENDING)),
-        sync_next_attempt_at=timezone.now() + timedelta(seconds=delay),
-        sync_error=message,
-    )
-    # For the report only (one that was relabelled meanwhile was not marked): no query for it.
-    failed = sum(annotation.sync_attempts >= last for annotation in annotations)
-    logger.warning("Nucleus sync of %s annotations will be retried in %.0f s: %s", len(annotations), delay, message)
-    return BatchOutcome(
-        annotations=len(annotations), failed=failed, retrying=len(annotations) - failed, fault=True, errors=[message]
-    )
+    return max(retry_after or 0.0, random.uniform(ceiling / 2, ceiling))
 
 
 def _reconcile(*, built: list[tuple[CategoryAnnotation, list]], answer: nucleus.AnnotateAnswer, token: str) -> BatchOutcome:
@@ -758,8 +770,8 @@ def _reconcile(*, built: list[tuple[CategoryAnnotation, list]], answer: nucleus.
 
 def _attribute_errors(errors: list[str], built: list[tuple[CategoryAnnotation, list]]) -> tuple[dict[int, list[str]], list[str]]:
     """The errors of each annotation, found by the reference_id and the taxonomy_name of one of its
-    payloads, both named in the error as whole words (`image_1` is not named by `image_10`, nor
-    `attributes` by `attributes:logo`); and the errors that name no annotation of the batch."""
+    payloads, both named in the error (see `_named_among`); and the errors that name no annotation
+    of the batch."""
     failures: dict[int, list[str]] = defaultdict(list)
     unattributed: list[str] = []
     if not errors:
@@ -768,14 +780,14 @@ def _attribute_errors(errors: list[str], built: list[tuple[CategoryAnnotation, l
     for annotation, sdk_annotations in built:
         for sdk_annotation in sdk_annotations:
             by_reference_id[sdk_annotation.reference_id].append((sdk_annotation.taxonomy_name, annotation.id))
+    taxonomy_names = {taxonomy_name for keys in by_reference_id.values() for taxonomy_name, _ in keys}
     for error in errors:
-        # The plain `in` tests first: they are cheap, and a batch may have thousands of each.
+        named_taxonomies = _named_among(error, taxonomy_names)
         named = {
             annotation_id
-            for reference_id, keys in by_reference_id.items()
-            if reference_id in error and _names(error, reference_id)
-            for taxonomy_name, annotation_id in keys
-            if taxonomy_name in error and _names(error, taxonomy_name)
+            for reference_id in (_named_among(error, by_reference_id) if named_taxonomies else ())
+            for taxonomy_name, annotation_id in by_reference_id[reference_id]
+            if taxonomy_name in named_taxonomies
         }
         for annotation_id in named:
             failures[annotation_id].append(error)
@@ -784,8 +796,31 @@ def _attribute_errors(errors: list[str], built: list[tuple[CategoryAnnotation, l
     return failures, unattributed
 
 
-def _names(text: str, word: str) -> bool:
-    return re.search(rf"(?<![\w:/.-]){re.escape(word)}(?![\w:/-]|\.\w)", text) is not None
+def _named_among(text: str, names: Iterable[str]) -> set[str]:
+    """The names that `text` names as whole words: `image_1` is not named by `image_10`, nor
+    `attributes` by `attributes:logo`. Names may hold spaces, so a quoted name must be the whole
+    quoted string (`shirt` is not named by `'shirt color'`), and a name that appears only inside a
+    longer one also named is not named (`shirt` in `Taxonomy shirt color does not exist`)."""
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for name in names:
+        if name and name in text:  # the plain `in` first: it is cheap, and a batch has thousands
+            found = [match.span() for match in re.finditer(rf"(?<![\w:/.-]){re.escape(name)}(?![\w:/-]|\.\w)", text) if _quoted_whole(text, *match.span())]
+            if found:
+                spans[name] = found
+    longer = [span for found in spans.values() for span in found]
+    return {
+        name
+        for name, found in spans.items()
+        if any(not any(start >= outer[0] and end <= outer[1] and (start, end) != outer for outer in longer) for start, end in found)
+    }
+
+
+def _quoted_whole(text: str, start: int, end: int) -> bool:
+    """A match that touches a quote is the whole quoted string: the same quote on both sides."""
+    before, after = text[start - 1 : start], text[end : end + 1]
+    if before in ("'", '"') or after in ("'", '"'):
+        return before == after
+    return True
 
 
 def payload_lines(payloads: Iterable[dict]) -> Iterator[str]:

@@ -8,6 +8,7 @@ from django.utils import timezone
 from labeling.models import CategoryAnnotation
 from labeling.nucleus import retry_after_seconds
 from labeling.services import sync as sync_service
+from taxonomies.services import taxonomy_create
 from tests.factories import ItemFactory
 from tests.labeling.sync.support import finish, sync
 
@@ -89,6 +90,23 @@ def test_the_delay_is_never_under_half_the_backoff(linked, annotation, fake_nucl
     monkeypatch.setattr(sync_service.random, "uniform", lambda low, high: low)
     nucleus_settings.NUCLEUS_SYNC_BACKOFF_MAX_SECONDS = 30
     assert delays_after_four_503s(linked, annotation, fake_nucleus) == [5, 10, 15, 15]
+
+
+def test_a_fresh_answer_batched_with_a_much_retried_one_waits_its_own_first_delay(linked, items, clothing_type, fake_nucleus, highest_jitter):
+    retried = finish(items[0], clothing_type, "shirt")
+    CategoryAnnotation.objects.filter(pk=retried.pk).update(sync_attempts=7)  # six 503s behind it
+    fresh = finish(items[1], clothing_type, "pants")
+    fake_nucleus.fail_next(status=503, route="annotate")
+    before = timezone.now()
+
+    sync(linked)
+
+    waits = {}
+    for annotation in (retried, fresh):
+        annotation.refresh_from_db()
+        waits[annotation.reference_id] = round((annotation.sync_next_attempt_at - before).total_seconds())
+    assert len(fake_nucleus.requests_to("annotate")) == 1  # one batch
+    assert waits == {"image_0": 1280, "image_1": 10}
 
 
 @pytest.mark.parametrize(
@@ -211,6 +229,29 @@ def test_an_error_about_image_1_is_not_taken_for_image_10(linked, clothing_type,
 
     assert state_of(image_1)[0] == State.FAILED
     assert state_of(image_10)[0] == State.SYNCED
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        'Label "navy" is not allowed (reference_id "image_1", taxonomy_name "shirt color")',
+        "Input validation failed: Label 'navy' is not in taxonomy shirt color (reference_id 'image_1', taxonomy_name 'shirt color')",
+    ],
+    ids=["double-quoted", "unquoted-then-quoted"],
+)
+def test_an_error_about_shirt_color_is_not_taken_for_shirt(linked, items, fake_nucleus, error):
+    """Taxonomy names may hold spaces: `shirt` inside `shirt color` does not name it."""
+    shirt = taxonomy_create(dataset=linked, taxonomy_name="shirt", labels=["tee", "polo"])
+    shirt_color = taxonomy_create(dataset=linked, taxonomy_name="shirt color", labels=["navy", "white"])
+    on_shirt = finish(items[1], shirt, "tee")
+    on_shirt_color = finish(items[1], shirt_color, "navy")
+    answer = {"dataset_id": linked.nucleus_dataset_id, "annotations_processed": 1, "annotations_ignored": 0, "errors": [error]}
+    fake_nucleus.fail_next(status=200, route="annotate", body=answer)
+
+    sync(linked)
+
+    assert state_of(on_shirt_color) == (State.FAILED, 1)
+    assert state_of(on_shirt) == (State.SYNCED, 0)
 
 
 def test_an_annotation_the_sdk_cannot_build_is_failed_and_the_rest_of_its_batch_sent(linked, items, clothing_type, fake_nucleus, monkeypatch):

@@ -1,7 +1,9 @@
 """`/health/`: is this web process able to serve? For load balancers, systemd checks and monitors.
 
 No authentication and no session (nothing here reads one, so no cookie is set); one `SELECT 1` and,
-when a broker is configured, one Redis PING with a short timeout. 200 with
+when a broker is configured, one Redis PING with a short timeout. `HealthCheckMiddleware`, first in
+MIDDLEWARE, answers GET and HEAD before anything reads the Host header, so that a load balancer
+probing by address (`Host: 10.0.0.5`) is not refused by ALLOWED_HOSTS. 200 with
 `{"database": "ok", "broker": "ok" | "not configured"}`, or 503 with "failed" for what failed; the
 reason goes to the log, not to an anonymous caller.
 """
@@ -55,3 +57,18 @@ def health(request: HttpRequest) -> JsonResponse:
     statuses = {"database": database_status(), "broker": broker_status()}
     healthy = "failed" not in statuses.values()
     return JsonResponse(statuses, status=200 if healthy else 503)
+
+
+class HealthCheckMiddleware:
+    """Serve GET and HEAD `/health/` before the rest of the stack: SecurityMiddleware and
+    CommonMiddleware call `request.get_host()`, which refuses (400) a host outside ALLOWED_HOSTS, and
+    a probe by address sends one. The answer names no host, so nothing is lost by skipping that check.
+    Other methods and paths go on as usual (the URL pattern answers 405 to a POST)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest):
+        if request.path_info == "/health/" and request.method in ("GET", "HEAD"):
+            return health(request)
+        return self.get_response(request)

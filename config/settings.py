@@ -79,6 +79,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # GET/HEAD /health/ before anything checks the Host header: load balancers probe by address.
+    "config.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # CONTENT_SECURITY_POLICY on every response (see "Content Security Policy and sign-in" below).
     "config.csp.ContentSecurityPolicyMiddleware",

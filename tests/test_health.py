@@ -69,3 +69,20 @@ def test_it_is_reachable_over_plain_http_when_everything_else_redirects_to_https
 def test_it_refuses_writes(client):
     assert client.head("/health/").status_code == 200
     assert client.post("/health/").status_code == 405
+
+
+def test_it_answers_a_probe_by_address_that_is_not_an_allowed_host(client, settings):
+    """A load balancer probes by IP (`Host: 10.0.0.5`); Django would refuse that host anywhere else."""
+    assert "10.0.0.5" not in settings.ALLOWED_HOSTS
+    settings.SECURE_SSL_REDIRECT = True
+
+    with CaptureQueriesContext(connection) as queries:  # SELECT 1
+        response = client.get("/health/", HTTP_HOST="10.0.0.5")
+
+    assert (response.status_code, response.json()) == (200, {"database": "ok", "broker": "not configured"})
+    assert [query["sql"] for query in queries] == ["SELECT 1"]
+    assert not response.cookies
+    assert client.head("/health/", HTTP_HOST="10.0.0.5").status_code == 200
+    for path in ["/accounts/login/", "/health", "/health/x", "/api/v1/datasets/"]:
+        assert client.get(path, HTTP_HOST="10.0.0.5").status_code == 400, path
+    assert client.post("/health/", HTTP_HOST="10.0.0.5").status_code == 400

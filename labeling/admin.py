@@ -94,6 +94,10 @@ class DatasetAdmin(admin.ModelAdmin):
     inlines = [DatasetMemberInline]
     actions = ["retry_failed_sync"]
 
+    def get_readonly_fields(self, request, obj=None):
+        # A dataset's kind is fixed once it exists (its items or scenes, and Nucleus's is_scene, depend on it).
+        return [*self.readonly_fields, "kind"] if obj is not None else self.readonly_fields
+
     def get_queryset(self, request):
         # Subqueries, not joins: two Counts over joined items and scenes would multiply each other.
         return super().get_queryset(request).annotate(

@@ -277,3 +277,9 @@ def test_a_taxonomy_renamed_in_the_admin_is_refused_when_the_name_is_taken(admin
     assert response.status_code == 200
     clothing_type.refresh_from_db()
     assert clothing_type.taxonomy_name == "clothing_type"
+
+
+def test_a_datasets_kind_is_read_only_once_it_exists(admin_client, dataset):
+    page = admin_client.get(reverse("admin:labeling_dataset_change", args=[dataset.id])).content.decode()
+    assert 'name="kind"' not in page
+    assert 'name="kind"' in admin_client.get(reverse("admin:labeling_dataset_add")).content.decode()

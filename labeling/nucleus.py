@@ -176,6 +176,9 @@ class RemoteDataset:
             api_key, endpoint, session=self.session, timeout=timeout
         )
         self.dataset = self.client.get_dataset(dataset_id)  # makes no request
+        # What the caller's writes are conditioned on: a dataset linked elsewhere meanwhile must not
+        # get snapshots of this one (see `labeling.services.sync.dataset_nucleus_link_hold`).
+        self.dataset_id = dataset_id
 
     def __enter__(self) -> "RemoteDataset":
         return self

@@ -3,7 +3,8 @@ ours, and appending ours to it before their annotations are synced.
 
 No transaction is open while Nucleus is called: a pull reads a page, then stores it with the import
 service (its own transaction, all or nothing per batch); a push sends a batch, then records in one
-UPDATE which of its rows Nucleus took. Appends use `update=False`, so a batch sent twice (a crash
+UPDATE which of its rows Nucleus took (only if the dataset is still linked to that Nucleus dataset,
+under its row lock: a relink meanwhile forgot every mark). Appends use `update=False`, so a batch sent twice (a crash
 between the answer and the UPDATE) changes nothing on Nucleus.
 """
 
@@ -14,6 +15,7 @@ from itertools import islice
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
@@ -21,7 +23,7 @@ from labeling import nucleus
 from labeling.errors import BatchInvalid, RowError
 from labeling.models import Dataset, Item, Scene
 from labeling.services.items import items_import, scenes_import
-from labeling.services.sync import sync_blocker
+from labeling.services.sync import dataset_nucleus_link_hold, sync_blocker
 
 # Rows stored per import transaction when pulling (one all-or-nothing batch each).
 PULL_BATCH_SIZE = 1000
@@ -102,7 +104,7 @@ def nucleus_items_pull(*, dataset: Dataset, dry_run: bool = False, progress: Pro
         else:
             rows = nucleus.remote_items(remote, page_size=PULL_PAGE_SIZE)
         while batch := tuple(islice(rows, PULL_BATCH_SIZE)):
-            _pull_batch(dataset=dataset, rows=batch, report=report, dry_run=dry_run)
+            _pull_batch(dataset=dataset, remote_id=remote.dataset_id, rows=batch, report=report, dry_run=dry_run)
             if progress is not None:
                 progress(report.found)
     return report
@@ -114,7 +116,7 @@ def nucleus_pull_total(*, dataset: Dataset) -> int:
         return nucleus.dataset_info(remote).length
 
 
-def _pull_batch(*, dataset: Dataset, rows: tuple[nucleus.RemoteRow, ...], report: PullReport, dry_run: bool) -> None:
+def _pull_batch(*, dataset: Dataset, remote_id: str, rows: tuple[nucleus.RemoteRow, ...], report: PullReport, dry_run: bool) -> None:
     offset = report.found
     report.found += len(rows)
     taken = _reference_ids_here(dataset=dataset, reference_ids=[row.reference_id for row in rows])
@@ -141,7 +143,7 @@ def _pull_batch(*, dataset: Dataset, rows: tuple[nucleus.RemoteRow, ...], report
         )
         return
     # They are on Nucleus already: a push must not append them again.
-    type(stored[0]).objects.filter(id__in=[row.id for row in stored]).update(nucleus_uploaded_at=timezone.now())
+    _uploaded_record(dataset=dataset, nucleus_dataset_id=remote_id, rows=stored)
     report.imported += len(stored)
 
 
@@ -199,7 +201,7 @@ def nucleus_items_push(
             sent += len(rows)
             if dry_run:
                 report.would_upload.extend((row.reference_id, _location(row)) for row in rows)
-            elif not _push_batch(remote=remote, rows=rows, report=report):
+            elif not _push_batch(remote=remote, dataset=dataset, rows=rows, report=report):
                 break
             if progress is not None:
                 progress(sent)
@@ -274,7 +276,7 @@ def _sdk_rows(rows: Iterable[Item | Scene]) -> list:
     ]
 
 
-def _push_batch(*, remote: nucleus.RemoteDataset, rows: list[Item] | list[Scene], report: PushReport) -> bool:
+def _push_batch(*, remote: nucleus.RemoteDataset, dataset: Dataset, rows: list[Item] | list[Scene], report: PushReport) -> bool:
     """Send one batch and record what Nucleus took; False when the run should stop."""
     report.batches += 1
     try:
@@ -290,10 +292,27 @@ def _push_batch(*, remote: nucleus.RemoteDataset, rows: list[Item] | list[Scene]
         # recorded; the next run sends them again, which changes nothing for those it has.
         report.failed += len(rows)
         return True
-    taken = [row.id for row in rows if row.reference_id not in failed]
-    type(rows[0]).objects.filter(id__in=taken, nucleus_uploaded_at__isnull=True).update(nucleus_uploaded_at=timezone.now())
+    taken = [row for row in rows if row.reference_id not in failed]
+    if not _uploaded_record(dataset=dataset, nucleus_dataset_id=remote.dataset_id, rows=taken):
+        report.failed += len(rows)
+        report.errors.append(f"The dataset was linked to another Nucleus dataset than {remote.dataset_id} meanwhile: nothing recorded.")
+        return False
     report.uploaded += len(taken)
     report.failed += len(rows) - len(taken)
+    return True
+
+
+def _uploaded_record(*, dataset: Dataset, nucleus_dataset_id: str, rows: list[Item] | list[Scene]) -> bool:
+    """Mark these rows as on Nucleus, unless the dataset was linked to another Nucleus dataset than
+    the one they went to meanwhile (False): the link change forgot every mark, and these are about
+    the old dataset."""
+    if not rows:
+        return True
+    with transaction.atomic():
+        if not dataset_nucleus_link_hold(dataset_id=dataset.id, nucleus_dataset_id=nucleus_dataset_id):
+            return False
+        not_marked = type(rows[0]).objects.filter(id__in=[row.id for row in rows], nucleus_uploaded_at__isnull=True)
+        not_marked.update(nucleus_uploaded_at=timezone.now())
     return True
 
 

@@ -23,7 +23,17 @@ are marked synced only when the counts account for every payload; otherwise nobo
 of them Nucleus kept, so they are retried like a fault (re-sending is idempotent) and, after
 `NUCLEUS_SYNC_MAX_ATTEMPTS`, marked failed. 429, 5xx, timeouts and broken connections schedule a
 retry (`sync_next_attempt_at`, exponential backoff with equal jitter, at least what `Retry-After`
-asks); other refusals (401, 404, ...) mark the batch failed at once with Nucleus's message.
+asks), each annotation after its own attempts; other refusals (401, 404, ...) mark failed at once,
+with Nucleus's message, the batch or, when a taxonomy call was refused, that taxonomy's annotations.
+
+**Taxonomy rebuilds owe before they delete.** A rebuild first records, in one transaction, the
+names Nucleus must delete (`NucleusTaxonomyDeletion` tombstones), forgets the taxonomy's snapshot and
+puts its finished annotations back in the outbox; only then does it delete and create on Nucleus.
+A rebuild stopped anywhere is finished by a later sync, whatever changed here meanwhile.
+
+**A relink wins.** Snapshots (taxonomies sent, items appended) are written under the dataset's row
+lock and only while it is still linked to the Nucleus dataset they are about, and a run claims
+nothing once the link changed (`dataset_nucleus_link_hold`, `_claim`).
 """
 
 import json
@@ -202,21 +212,37 @@ def nucleus_taxonomy_deletion_record(*, taxonomy: Taxonomy) -> None:
     if taxonomy.nucleus_labels is not None:
         sent_as = taxonomy.nucleus_taxonomy_name or taxonomy.taxonomy_name
         names |= set(nucleus_taxonomy_names(sent_as, taxonomy.multi_label, taxonomy.nucleus_labels))
+    _taxonomy_deletions_owe(dataset_id=taxonomy.dataset_id, taxonomy_names=names)
+    sync_enqueue_on_commit(dataset_id=taxonomy.dataset_id)
+
+
+def _taxonomy_deletions_owe(*, dataset_id: int, taxonomy_names: Iterable[str]) -> None:
+    """Record tombstones: these names must be deleted on the linked Nucleus dataset."""
     now = timezone.now()
-    # A name deleted again before the sync ran gets a new created_at: the sync then keeps the row
-    # if it had read the old one (see `_taxonomy_deletions_apply`).
+    # A name owed again before the sync ran gets a new created_at: the sync then keeps the row if it
+    # had read the old one (see `_taxonomy_deletions_apply`).
     NucleusTaxonomyDeletion.objects.bulk_create(
-        [NucleusTaxonomyDeletion(dataset_id=taxonomy.dataset_id, taxonomy_name=name, created_at=now) for name in sorted(names)],
+        [NucleusTaxonomyDeletion(dataset_id=dataset_id, taxonomy_name=name, created_at=now) for name in sorted(set(taxonomy_names))],
         update_conflicts=True, unique_fields=["dataset", "taxonomy_name"], update_fields=["created_at"],
     )
-    sync_enqueue_on_commit(dataset_id=taxonomy.dataset_id)
+
+
+def dataset_nucleus_link_hold(*, dataset_id: int, nucleus_dataset_id: str) -> bool:
+    """Whether the dataset is still linked to `nucleus_dataset_id`, holding its row lock until the
+    caller's transaction ends (call it inside `atomic()`). A link change saves the dataset row before
+    it forgets the snapshots (`dataset_update`, the admin): it waits for the caller to commit, and a
+    caller that comes after it sees the new link. So a worker talking to the old Nucleus dataset never
+    writes a snapshot (taxonomy sent, item appended, deletion owed) after the link change forgot them."""
+    return Dataset.objects.select_for_update().filter(pk=dataset_id, nucleus_dataset_id=nucleus_dataset_id).exists()
 
 
 def sync_nucleus_link_changed(*, dataset: Dataset) -> int:
     """The dataset now syncs to another Nucleus dataset (or to none): nothing of what the old one has
     counts. Forget every snapshot (taxonomies sent, items appended, taxonomies to delete there) and
     put every finished annotation back in the outbox; returns how many. Call it in the transaction
-    that changes the link: a batch in flight loses its claim and cannot be marked synced."""
+    that changes the link, after saving the dataset row: a batch in flight loses its claim and cannot
+    be marked synced, and its worker writes no snapshot of the old dataset after this one
+    (`dataset_nucleus_link_hold`)."""
     Taxonomy.objects.filter(dataset=dataset).update(nucleus_labels=None, nucleus_taxonomy_name="")
     NucleusTaxonomyDeletion.objects.filter(dataset=dataset).delete()
     for model in (Item, Scene):
@@ -304,7 +330,11 @@ def sync_sweep() -> list[int]:
     now = timezone.now()
     due = CategoryAnnotation.objects.filter(_due(now, now)).values_list("dataset_id", flat=True).order_by()
     # Taxonomies deleted here that Nucleus still has: no annotation is left to bring a sync to them.
-    deletions = NucleusTaxonomyDeletion.objects.values_list("dataset_id", flat=True).order_by()
+    # Only young ones: a delete Nucleus refuses keeps its tombstone, which would otherwise bring the
+    # dataset back every sweep forever (a tombstone has no attempt count to back off with). An older
+    # one waits for a sync started for another reason (an answer, "Sync now", the command).
+    young = now - timedelta(seconds=settings.NUCLEUS_SYNC_BACKOFF_MAX_SECONDS)
+    deletions = NucleusTaxonomyDeletion.objects.filter(created_at__gte=young).values_list("dataset_id", flat=True).order_by()
     dataset_ids = sorted(set(due.union(deletions)) | {taxonomy.dataset_id for taxonomy in _taxonomies_out_of_date()})
     for dataset_id in dataset_ids:
         sync_enqueue(dataset_id=dataset_id)
@@ -414,14 +444,16 @@ def dataset_sync(
     token = uuid.uuid4().hex
     with nucleus.remote_dataset(dataset.nucleus_dataset_id) as remote:
         try:
-            _taxonomy_deletions_apply(remote=remote, dataset=dataset)
+            refusals = _taxonomy_deletions_apply(remote=remote, dataset_id=dataset.id)
             # Rebuilds first: they put the taxonomy's annotations back in the outbox for this run.
-            _taxonomies_ensure(remote=remote, taxonomies=_taxonomies_out_of_date(dataset), token=token)
-        except nucleus.NucleusFault as fault:
+            refusals += _taxonomies_ensure(remote=remote, taxonomies=_taxonomies_out_of_date(dataset), token=token).values()
+        except nucleus.NucleusUnavailable as fault:
             logger.warning("Could not update taxonomies of dataset %s on Nucleus: %s", dataset.id, fault.message)
             report.errors.append(fault.message)
-            if isinstance(fault, nucleus.NucleusUnavailable):
-                return report
+            return report
+        for refusal in refusals:
+            logger.warning("Nucleus refused a taxonomy change of dataset %s: %s", dataset.id, refusal)
+        report.errors.extend(refusals[:REPORTED_ERRORS])
         while True:
             if deadline is not None and time.monotonic() >= deadline:
                 due = CategoryAnnotation.objects.filter(_due(timezone.now(), timezone.now()), dataset=dataset)
@@ -519,7 +551,10 @@ def _batch_sync(
 ) -> BatchOutcome | None:
     now = timezone.now()
     due_before = EVERYTHING_DUE if include_waiting else now
-    ids = _claim(dataset_id=dataset.id, token=token, limit=limit, now=now, due_before=due_before, on_nucleus_only=on_nucleus_only)
+    ids = _claim(
+        dataset_id=dataset.id, nucleus_dataset_id=remote.dataset_id, token=token, limit=limit, now=now, due_before=due_before,
+        on_nucleus_only=on_nucleus_only,
+    )
     if not ids:
         return None
     annotations = list(_with_content(CategoryAnnotation.objects.filter(id__in=ids, sync_claim=token)))
@@ -536,14 +571,27 @@ def _batch_sync(
 
 
 def _send(*, remote: nucleus.RemoteDataset, built: list[tuple[CategoryAnnotation, list]], token: str) -> BatchOutcome:
-    """Taxonomies first, then one annotate request; the claimed rows updated with the outcome."""
+    """Taxonomies first, then one annotate request; the claimed rows updated with the outcome. The
+    annotations of a taxonomy Nucleus refuses fail with its message; the rest of the batch goes."""
     annotations = [annotation for annotation, _ in built]
     try:
-        _taxonomies_ensure(
-            remote=remote, taxonomies={a.taxonomy_id: a.taxonomy for a in annotations}.values(), token=token
-        )
-        # The annotate request gets a full lease of its own, whatever the taxonomy calls took.
-        _claim_renew(token=token)
+        refused = _taxonomies_ensure(remote=remote, taxonomies={a.taxonomy_id: a.taxonomy for a in annotations}.values(), token=token)
+    except nucleus.NucleusUnavailable as fault:
+        return _retry_later(annotations=annotations, token=token, message=fault.message, retry_after=fault.retry_after)
+    rejected = [(annotation, refused[annotation.taxonomy_id]) for annotation, _ in built if annotation.taxonomy_id in refused]
+    outcome = BatchOutcome(annotations=len(rejected), errors=list(dict.fromkeys(refused.values())))
+    outcome.failed = _mark_failed(rejected, token=token)
+    sendable = [(annotation, sdk_annotations) for annotation, sdk_annotations in built if annotation.taxonomy_id not in refused]
+    if sendable:
+        outcome.merge(_annotate(remote=remote, built=sendable, token=token))
+    return outcome
+
+
+def _annotate(*, remote: nucleus.RemoteDataset, built: list[tuple[CategoryAnnotation, list]], token: str) -> BatchOutcome:
+    annotations = [annotation for annotation, _ in built]
+    # The annotate request gets a full lease of its own, whatever the taxonomy calls took.
+    _claim_renew(token=token)
+    try:
         answer = remote.annotate([sdk_annotation for _, sdk_annotations in built for sdk_annotation in sdk_annotations])
     except nucleus.NucleusUnavailable as fault:
         return _retry_later(annotations=annotations, token=token, message=fault.message, retry_after=fault.retry_after)
@@ -564,11 +612,16 @@ def _build(annotations: list[CategoryAnnotation]) -> tuple[list[tuple[CategoryAn
     return built, unbuildable
 
 
-def _claim(*, dataset_id: int, token: str, limit: int, now: datetime, due_before: datetime, on_nucleus_only: bool = False) -> list[int]:
+def _claim(
+    *, dataset_id: int, nucleus_dataset_id: str, token: str, limit: int, now: datetime, due_before: datetime, on_nucleus_only: bool = False
+) -> list[int]:
     """Stamp our token and a lease on up to `limit` due pending annotations nobody holds, in id
     order; the ids we won. The outer WHERE repeats the test: it is the compare-and-set that a
     concurrent claim of the same row (possible without SKIP LOCKED) fails. `on_nucleus_only` skips
     annotations whose item or scene is not on Nucleus yet (`_target_not_on_nucleus`, in SQL).
+    Nothing is claimed once the dataset is linked to another Nucleus dataset than
+    `nucleus_dataset_id`, the one the caller sends to: the link change put every annotation back in
+    the outbox for the new one, and a run started before it must not send them to the old one.
 
     The candidates are a CTE, not an `IN (SELECT ... LIMIT n)`: PostgreSQL may run such a subquery
     more than once per UPDATE, claiming more than `limit` rows; a CTE that locks rows runs once."""
@@ -579,12 +632,13 @@ def _claim(*, dataset_id: int, token: str, limit: int, now: datetime, due_before
     on_nucleus = _ON_NUCLEUS_SQL.format(annotation=table, item=_table(Item), scene=_table(Scene)) if on_nucleus_only else ""
     sql = (
         f"WITH candidates AS (SELECT id FROM {table} WHERE dataset_id = %s AND {free} "
+        f"AND EXISTS (SELECT 1 FROM {_table(Dataset)} d WHERE d.id = %s AND d.nucleus_dataset_id = %s) "
         f"AND (sync_next_attempt_at IS NULL OR sync_next_attempt_at <= %s){on_nucleus} ORDER BY id LIMIT %s{lock}) "
         f"UPDATE {table} SET sync_claim = %s, sync_claimed_until = %s "
         f"WHERE id IN (SELECT id FROM candidates) AND {free} RETURNING id"
     )
     lease = now + timedelta(seconds=settings.NUCLEUS_SYNC_CLAIM_SECONDS)
-    params = [dataset_id, adapt(now), adapt(due_before), limit, token, adapt(lease), adapt(now)]
+    params = [dataset_id, adapt(now), dataset_id, nucleus_dataset_id, adapt(due_before), limit, token, adapt(lease), adapt(now)]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return sorted(row[0] for row in cursor.fetchall())
@@ -620,20 +674,61 @@ def _with_content(queryset):
     return queryset.select_related("item", "scene", "taxonomy", "label").prefetch_related("labels", "taxonomy__labels")
 
 
-def _taxonomies_ensure(*, remote: nucleus.RemoteDataset, taxonomies: Iterable[Taxonomy], token: str) -> None:
-    """Make Nucleus know these taxonomies with the very labels (prefetched) that payloads use."""
+def _taxonomies_ensure(*, remote: nucleus.RemoteDataset, taxonomies: Iterable[Taxonomy], token: str) -> dict[int, str]:
+    """Make Nucleus know these taxonomies with the very labels (prefetched) that payloads use, one
+    by one; {taxonomy id: Nucleus's message} of those it refused (the others are done). Raises
+    NucleusUnavailable: nothing more can be done now."""
+    refused = {}
     for taxonomy in taxonomies:
-        plan = taxonomy_nucleus_plan(taxonomy)
-        if plan is None:
-            continue
-        for taxonomy_name in plan.deletes:
-            _nucleus_taxonomy_delete(remote=remote, dataset_id=taxonomy.dataset_id, taxonomy_name=taxonomy_name, rebuilt=taxonomy.pk)
-        for taxonomy_name, labels in plan.adds:
-            remote.add_taxonomy(taxonomy_name, labels)
-        _taxonomy_record(taxonomy=taxonomy, plan=plan, token=token)
+        try:
+            _taxonomy_ensure(remote=remote, taxonomy=taxonomy, token=token)
+        except nucleus.NucleusRefused as refusal:
+            refused[taxonomy.pk] = refusal.message
+    return refused
 
 
-def _nucleus_taxonomy_delete(*, remote: nucleus.RemoteDataset, dataset_id: int, taxonomy_name: str, rebuilt: int | None) -> None:
+def _taxonomy_ensure(*, remote: nucleus.RemoteDataset, taxonomy: Taxonomy, token: str) -> None:
+    plan = taxonomy_nucleus_plan(taxonomy)
+    if plan is None:
+        return
+    if plan.rebuild and not _taxonomy_rebuild_start(remote=remote, taxonomy=taxonomy, plan=plan, token=token):
+        return  # linked to another Nucleus dataset meanwhile: nothing here concerns this one any more
+    # The names it will have are deleted first too when owed (a rebuild stopped after its tombstones,
+    # a name deleted here and taken again): created first, they would keep the labels and the
+    # annotations that the delete must clear, until the delete cleared the new ones too.
+    owed = plan.deletes + [taxonomy_name for taxonomy_name, _ in plan.adds]
+    refusals = _taxonomy_deletions_apply(remote=remote, dataset_id=taxonomy.dataset_id, taxonomy_names=owed)
+    if refusals:
+        raise nucleus.NucleusRefused(refusals[0])
+    for taxonomy_name, labels in plan.adds:
+        remote.add_taxonomy(taxonomy_name, labels)
+    _taxonomy_record(remote=remote, taxonomy=taxonomy, plan=plan)
+
+
+def _taxonomy_rebuild_start(*, remote: nucleus.RemoteDataset, taxonomy: Taxonomy, plan: TaxonomyPlan, token: str) -> bool:
+    """Before Nucleus deletes anything, in one transaction: owe its deletes as tombstones, forget
+    what Nucleus was given (it is about to lose it) and put every finished annotation of the taxonomy
+    back in the outbox (Nucleus deletes them with it). Whatever stops the rebuild after this (a fault,
+    a killed worker, the labels or the name changed back meanwhile), a later sync deletes what is
+    owed, creates the taxonomy and sends everything again; written after the delete, a rename changed
+    back before that would leave Nucleus without the taxonomy while the outbox said synced.
+
+    Claims of other workers are cleared: their sends may land before the delete and must not be
+    marked synced. Our own batch keeps its claim: it is sent once the taxonomy is created again.
+    False (nothing written) when the dataset was linked to another Nucleus dataset meanwhile."""
+    with transaction.atomic():
+        if not dataset_nucleus_link_hold(dataset_id=taxonomy.dataset_id, nucleus_dataset_id=remote.dataset_id):
+            return False
+        _taxonomy_deletions_owe(dataset_id=taxonomy.dataset_id, taxonomy_names=plan.deletes)
+        Taxonomy.objects.filter(pk=taxonomy.pk).update(nucleus_labels=None, nucleus_taxonomy_name="")
+        finished = CategoryAnnotation.objects.filter(taxonomy_id=taxonomy.pk, status=CategoryAnnotation.Status.FINISHED)
+        resent = _send_again(finished.exclude(sync_claim=token))
+    taxonomy.nucleus_labels, taxonomy.nucleus_taxonomy_name = None, ""
+    logger.info("Rebuilding taxonomy %s on Nucleus; %s annotations go again.", taxonomy.taxonomy_name, resent)
+    return True
+
+
+def _nucleus_taxonomy_delete(*, remote: nucleus.RemoteDataset, dataset_id: int, taxonomy_name: str) -> None:
     """Delete a taxonomy on Nucleus (gone already is fine: an earlier attempt deleted it). Another
     of our taxonomies that Nucleus has under that very name (a name given up by a rename or a
     delete, then taken again) lost its annotations there too: it is created again and resent."""
@@ -644,32 +739,45 @@ def _nucleus_taxonomy_delete(*, remote: nucleus.RemoteDataset, dataset_id: int, 
             raise
     # Taxonomy names never hold ':', so the part before it is the taxonomy of a True/False one.
     sent_as = taxonomy_name.split(MULTI_LABEL_SEPARATOR, 1)[0]
-    others = Taxonomy.objects.filter(dataset_id=dataset_id, nucleus_taxonomy_name=sent_as, nucleus_labels__isnull=False).exclude(pk=rebuilt)
-    for other in others:
+    for other in Taxonomy.objects.filter(dataset_id=dataset_id, nucleus_taxonomy_name=sent_as, nucleus_labels__isnull=False):
         if taxonomy_name in nucleus_taxonomy_names(sent_as, other.multi_label, other.nucleus_labels):
             with transaction.atomic():
                 Taxonomy.objects.filter(pk=other.pk).update(nucleus_labels=None, nucleus_taxonomy_name="")
                 _send_again(other.annotations.filter(status=CategoryAnnotation.Status.FINISHED))
 
 
-def _taxonomy_deletions_apply(*, remote: nucleus.RemoteDataset, dataset: Dataset) -> None:
-    """Delete on Nucleus the taxonomies deleted here, then their tombstones (unless the name was
-    deleted here again meanwhile: its row then has a newer created_at and waits for the next sync)."""
-    for deletion in dataset.nucleus_taxonomy_deletions.order_by("id"):
-        _nucleus_taxonomy_delete(remote=remote, dataset_id=dataset.id, taxonomy_name=deletion.taxonomy_name, rebuilt=None)
+def _taxonomy_deletions_apply(*, remote: nucleus.RemoteDataset, dataset_id: int, taxonomy_names: list[str] | None = None) -> list[str]:
+    """Delete on Nucleus the taxonomies owed (every tombstone of the dataset, or those of
+    `taxonomy_names`), each on its own, then its tombstone (unless the name was owed again
+    meanwhile: its row then has a newer created_at and waits for the next sync). A delete Nucleus
+    refuses keeps its tombstone for the next sync, and its message is returned; the others go on.
+    NucleusUnavailable stops it (what is left stays owed).
+
+    Each tombstone is read just before its delete, not all at the start: one that another worker has
+    applied meanwhile (say, a rebuild that re-created the name since) must not be deleted again.
+    Tombstones written after the dataset was linked elsewhere are not this remote's."""
+    owed = NucleusTaxonomyDeletion.objects.filter(dataset_id=dataset_id, dataset__nucleus_dataset_id=remote.dataset_id).order_by("id")
+    if taxonomy_names is not None:
+        owed = owed.filter(taxonomy_name__in=taxonomy_names)
+    refusals, after = [], 0
+    while (deletion := owed.filter(id__gt=after).first()) is not None:
+        after = deletion.id
+        try:
+            _nucleus_taxonomy_delete(remote=remote, dataset_id=dataset_id, taxonomy_name=deletion.taxonomy_name)
+        except nucleus.NucleusRefused as refusal:
+            refusals.append(f"Deleting taxonomy {deletion.taxonomy_name} on Nucleus: {refusal.message}")
+            continue
         NucleusTaxonomyDeletion.objects.filter(pk=deletion.pk, created_at=deletion.created_at).delete()
+    return refusals
 
 
-def _taxonomy_record(*, taxonomy: Taxonomy, plan: TaxonomyPlan, token: str) -> None:
-    """Remember what Nucleus now has; after a rebuild, put every finished annotation of the
-    taxonomy back in the outbox (Nucleus deleted them). Claims of other workers are cleared, so
-    their in-flight sends (which may have landed before the delete) cannot be marked synced."""
+def _taxonomy_record(*, remote: nucleus.RemoteDataset, taxonomy: Taxonomy, plan: TaxonomyPlan) -> None:
+    """Remember what Nucleus now has, unless the dataset was linked to another Nucleus dataset
+    meanwhile: the link change forgot every snapshot, and this one is about the old dataset."""
     with transaction.atomic():
+        if not dataset_nucleus_link_hold(dataset_id=taxonomy.dataset_id, nucleus_dataset_id=remote.dataset_id):
+            return
         Taxonomy.objects.filter(pk=taxonomy.pk).update(nucleus_labels=plan.labels, nucleus_taxonomy_name=plan.taxonomy_name)
-        if plan.rebuild:
-            finished = CategoryAnnotation.objects.filter(taxonomy_id=taxonomy.pk, status=CategoryAnnotation.Status.FINISHED)
-            resent = _send_again(finished.exclude(sync_claim=token))
-            logger.info("Rebuilt taxonomy %s on Nucleus; %s annotations go again.", taxonomy.taxonomy_name, resent)
     taxonomy.nucleus_labels = plan.labels
     taxonomy.nucleus_taxonomy_name = plan.taxonomy_name
 
@@ -804,7 +912,8 @@ def _named_among(text: str, names: Iterable[str]) -> set[str]:
     spans: dict[str, list[tuple[int, int]]] = {}
     for name in names:
         if name and name in text:  # the plain `in` first: it is cheap, and a batch has thousands
-            found = [match.span() for match in re.finditer(rf"(?<![\w:/.-]){re.escape(name)}(?![\w:/-]|\.\w)", text) if _quoted_whole(text, *match.span())]
+            matches = re.finditer(rf"(?<![\w:/.-]){re.escape(name)}(?![\w:/-]|\.\w)", text)
+            found = [match.span() for match in matches if _quoted_whole(text, *match.span())]
             if found:
                 spans[name] = found
     longer = [span for found in spans.values() for span in found]

@@ -148,3 +148,26 @@ def test_video_scenes_and_frame_scenes_are_appended_as_video_scenes(linked_scene
 def test_an_unlinked_dataset_is_refused(dataset, nucleus_settings):
     with pytest.raises(CommandError, match="not linked"):
         push(dataset)
+
+
+def test_a_push_in_flight_when_the_dataset_is_relinked_records_nothing(linked, fake_nucleus, monkeypatch):
+    from labeling import nucleus
+    from labeling.models import Dataset
+    from labeling.services.datasets import dataset_update
+
+    item = ItemFactory(dataset=linked)
+    other = fake_nucleus.create_dataset("other")
+    real_append = nucleus.append
+
+    def append_then_relink(remote, rows):
+        answer = real_append(remote, rows)  # the old Nucleus dataset has the item now, the new one not
+        dataset_update(dataset=Dataset.objects.get(pk=linked.pk), name=linked.name, nucleus_dataset_id=other, nucleus_push_items=False)
+        return answer
+
+    monkeypatch.setattr(nucleus, "append", append_then_relink)
+
+    report = nucleus_items_push(dataset=linked)
+
+    item.refresh_from_db()
+    assert item.nucleus_uploaded_at is None
+    assert (report.uploaded, report.failed) == (0, 1)

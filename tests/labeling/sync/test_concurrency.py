@@ -60,7 +60,10 @@ def test_concurrent_claims_take_disjoint_batches(pending):
     now = timezone.now()
 
     batches = all_at_once(
-        10, lambda: sync_service._claim(dataset_id=pending.id, token=uuid.uuid4().hex, limit=15, now=now, due_before=now)
+        10,
+        lambda: sync_service._claim(
+            dataset_id=pending.id, nucleus_dataset_id=pending.nucleus_dataset_id, token=uuid.uuid4().hex, limit=15, now=now, due_before=now
+        ),
     )
 
     claimed = [annotation_id for batch in batches for annotation_id in batch]

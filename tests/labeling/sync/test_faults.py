@@ -92,7 +92,9 @@ def test_the_delay_is_never_under_half_the_backoff(linked, annotation, fake_nucl
     assert delays_after_four_503s(linked, annotation, fake_nucleus) == [5, 10, 15, 15]
 
 
-def test_a_fresh_answer_batched_with_a_much_retried_one_waits_its_own_first_delay(linked, items, clothing_type, fake_nucleus, highest_jitter):
+def test_a_fresh_answer_batched_with_a_much_retried_one_waits_its_own_first_delay(
+    linked, items, clothing_type, fake_nucleus, highest_jitter
+):
     retried = finish(items[0], clothing_type, "shirt")
     CategoryAnnotation.objects.filter(pk=retried.pk).update(sync_attempts=7)  # six 503s behind it
     fresh = finish(items[1], clothing_type, "pants")
@@ -179,6 +181,22 @@ def test_a_refusal_fails_the_batch_at_once_with_nucleus_s_message(linked, annota
     assert state_of(annotation) == (State.FAILED, 1)
     assert expected in annotation.sync_error
     assert report.failed == 1
+
+
+def test_a_refused_taxonomy_fails_only_its_own_annotations_and_the_batch_goes(linked, items, clothing_type, attributes, fake_nucleus):
+    shirt = finish(items[0], clothing_type, "shirt")
+    logo = finish(items[1], attributes, "logo")
+    fake_nucleus.fail_next(status=400, route="add_taxonomy")  # the first taxonomy created: clothing_type
+
+    report = sync(linked)
+
+    assert state_of(shirt) == (State.FAILED, 1)
+    assert shirt.sync_error.startswith("Nucleus answered HTTP 400")
+    assert state_of(logo) == (State.SYNCED, 0)
+    assert fake_nucleus.labels(linked.nucleus_dataset_id) == {
+        ("image_1", "attributes:striped"): "False", ("image_1", "attributes:logo"): "True",
+    }
+    assert (report.annotations, report.synced, report.failed) == (2, 1, 1)
 
 
 def test_an_annotation_nucleus_rejects_in_a_200_answer_is_failed_and_the_others_synced(linked, items, clothing_type, fake_nucleus):

@@ -2,16 +2,20 @@
 new name), a deleted taxonomy (deleted there too, from a tombstone), and a dataset linked to another
 Nucleus dataset (everything sent again)."""
 
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 
-from labeling.models import CategoryAnnotation, NucleusTaxonomyDeletion
+from django.utils import timezone
+
+from labeling.models import CategoryAnnotation, Dataset, NucleusTaxonomyDeletion
+from labeling.nucleus import RemoteDataset
 from labeling.services.annotations import taxonomy_remove
 from labeling.services.datasets import dataset_update
 from labeling.services.sync import sync_sweep, taxonomy_nucleus_plan
-from taxonomies.services import taxonomy_create, taxonomy_update
+from taxonomies.services import label_update, taxonomy_create, taxonomy_update
 from tests.labeling.sync.support import finish, sync
 
 pytestmark = pytest.mark.django_db
@@ -26,6 +30,71 @@ def rename(taxonomy, taxonomy_name):
 
 def states(taxonomy) -> list[str]:
     return list(taxonomy.annotations.order_by("id").values_list("sync_state", flat=True))
+
+
+def rename_label(taxonomy, old, new):
+    label = taxonomy.labels.get(name=old)
+    label_update(label=label, name=new, hotkey=label.hotkey, position=label.position)
+
+
+ALL_THREE = {("image_0", "clothing_type"): "shirt", ("image_1", "clothing_type"): "pants", ("image_2", "clothing_type"): "dress"}
+
+
+@pytest.fixture
+def synced_three(linked, items, clothing_type):
+    for item, name in zip(items, ["shirt", "pants", "dress"], strict=True):
+        finish(item, clothing_type, name)
+    sync(linked)
+    return clothing_type
+
+
+class TestRebuildStoppedHalfway:
+    """Nucleus deleted the taxonomy (and its annotations) but the rebuild stopped before creating it
+    again; whatever happens here next, the taxonomy and every annotation end up there."""
+
+    @pytest.mark.parametrize(
+        ("change", "change_back"),
+        [
+            pytest.param(lambda t: rename_label(t, "shirt", "top"), lambda t: rename_label(t, "top", "shirt"), id="label-renamed-back"),
+            pytest.param(lambda t: rename(t, "garment"), lambda t: rename(t, "clothing_type"), id="taxonomy-renamed-back"),
+        ],
+    )
+    def test_a_503_after_the_delete_then_a_change_back_still_sends_everything(
+        self, linked, synced_three, fake_nucleus, change, change_back
+    ):
+        change(synced_three)
+        fake_nucleus.fail_next(503, route="add_taxonomy")
+        sync(linked)
+        assert fake_nucleus.labels(linked.nucleus_dataset_id) == {}  # deleted there, not created again
+
+        synced_three.refresh_from_db()
+        change_back(synced_three)
+        report = sync(linked)
+
+        assert fake_nucleus.taxonomies(linked.nucleus_dataset_id) == {"clothing_type": ["shirt", "pants", "dress"]}
+        assert fake_nucleus.labels(linked.nucleus_dataset_id) == ALL_THREE
+        assert report.synced == 3 and states(synced_three) == [State.SYNCED] * 3
+
+    def test_a_worker_killed_before_the_delete_leaves_it_owed(self, linked, synced_three, fake_nucleus, monkeypatch):
+        rename(synced_three, "garment")
+
+        def killed(remote, taxonomy_name):
+            raise SystemExit("SIGKILL")
+
+        monkeypatch.setattr(RemoteDataset, "delete_taxonomy", killed)
+        with pytest.raises(SystemExit):
+            sync(linked)
+        monkeypatch.undo()
+
+        assert list(NucleusTaxonomyDeletion.objects.values_list("taxonomy_name", flat=True)) == ["clothing_type"]
+        assert states(synced_three) == [State.PENDING] * 3
+        synced_three.refresh_from_db()
+        rename(synced_three, "clothing_type")
+        sync(linked)
+
+        assert [request.path.rsplit("/", 1)[1] for request in fake_nucleus.requests_to("delete_taxonomy")] == ["clothing_type"]
+        assert fake_nucleus.labels(linked.nucleus_dataset_id) == ALL_THREE
+        assert not NucleusTaxonomyDeletion.objects.exists()
 
 
 class TestRenamedTaxonomy:
@@ -135,6 +204,34 @@ class TestDeletedTaxonomy:
         assert fake_nucleus.taxonomies(linked.nucleus_dataset_id) == {}
         assert not NucleusTaxonomyDeletion.objects.exists()
 
+    def test_a_refused_delete_keeps_its_tombstone_and_the_others_are_applied(self, linked, items, clothing_type, attributes, fake_nucleus):
+        finish(items[0], clothing_type, "shirt")
+        finish(items[1], attributes, "logo")
+        sync(linked)
+        taxonomy_remove(taxonomy=clothing_type, confirm=True)
+        taxonomy_remove(taxonomy=attributes, confirm=True)
+        fake_nucleus.fail_next(403, route="delete_taxonomy")  # the first one: clothing_type
+
+        report = sync(linked)
+
+        assert list(NucleusTaxonomyDeletion.objects.values_list("taxonomy_name", flat=True)) == ["clothing_type"]
+        assert fake_nucleus.taxonomies(linked.nucleus_dataset_id) == {"clothing_type": ["shirt", "pants", "dress"]}
+        assert [error.split(":", 1)[0] for error in report.errors] == ["Deleting taxonomy clothing_type on Nucleus"]
+        assert "HTTP 403" in report.errors[0]
+
+    def test_the_sweep_stops_coming_for_an_old_deletion(self, linked, items, clothing_type, nucleus_settings, monkeypatch):
+        from labeling.services import sync as sync_service
+
+        finish(items[0], clothing_type, "shirt")
+        sync(linked)
+        taxonomy_remove(taxonomy=clothing_type, confirm=True)
+        monkeypatch.setattr(sync_service, "sync_enqueue", lambda *, dataset_id, include_waiting=False: True)
+        an_hour_ago = timezone.now() - timedelta(seconds=nucleus_settings.NUCLEUS_SYNC_BACKOFF_MAX_SECONDS + 1)
+        NucleusTaxonomyDeletion.objects.update(created_at=an_hour_ago)  # refused by every sync since
+
+        assert sync_sweep() == []
+        assert NucleusTaxonomyDeletion.objects.count() == 1  # still owed: the next sync tries it
+
     def test_a_new_taxonomy_with_the_deleted_name_is_created_after_the_delete(self, linked, items, clothing_type, fake_nucleus):
         finish(items[0], clothing_type, "shirt")
         sync(linked)
@@ -200,6 +297,31 @@ class TestRelinkedDataset:
         items[0].refresh_from_db()
         assert items[0].nucleus_uploaded_at is None
         assert not NucleusTaxonomyDeletion.objects.exists()
+
+    def test_a_sync_in_flight_records_nothing_of_the_old_one(self, linked, items, clothing_type, fake_nucleus, monkeypatch):
+        annotation = finish(items[0], clothing_type, "shirt")
+        other = fake_nucleus.create_dataset("other")
+        fake_nucleus.add_items(other, [{"reference_id": item.reference_id, "image_url": item.image_url} for item in items])
+        real_add_taxonomy = RemoteDataset.add_taxonomy
+
+        def add_taxonomy_then_relink(remote, taxonomy_name, labels):
+            status = real_add_taxonomy(remote, taxonomy_name, labels)  # the old dataset has it now ...
+            dataset_update(dataset=Dataset.objects.get(pk=linked.pk), name=linked.name, nucleus_dataset_id=other, nucleus_push_items=False)
+            return status
+
+        monkeypatch.setattr(RemoteDataset, "add_taxonomy", add_taxonomy_then_relink)
+        sync(linked)
+        monkeypatch.undo()
+
+        clothing_type.refresh_from_db()
+        annotation.refresh_from_db()
+        assert clothing_type.nucleus_labels is None  # ... but the new one does not
+        assert annotation.sync_state == State.PENDING
+        report = sync(linked)
+
+        assert report.synced == 1
+        assert fake_nucleus.taxonomies(other) == {"clothing_type": ["shirt", "pants", "dress"]}
+        assert fake_nucleus.labels(other) == {("image_0", "clothing_type"): "shirt"}
 
     def test_a_rename_of_the_dataset_alone_sends_nothing_again(self, linked, items, clothing_type):
         finish(items[0], clothing_type, "shirt")

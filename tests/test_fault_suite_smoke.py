@@ -9,7 +9,6 @@ TEST_REDIS_URL, like the other tests with a real worker."""
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -21,8 +20,7 @@ from labeling.services.items import items_import
 from labeling.services.sync import sync_sweep
 from tests.labeling.sync.conftest import clothing_type, linked, nucleus_settings, publish_to  # noqa: F401  (fixtures)
 from tests.labeling.sync.support import closed_port
-from tests.labeling.sync.test_worker import broker_url, database_env, queue, wait_for  # noqa: F401  (fixtures)
-from tests.test_project import PROJECT_ROOT, settings_variables
+from tests.labeling.sync.test_worker import Worker, broker_url, queue, wait_for  # noqa: F401  (fixtures)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -34,28 +32,10 @@ ITEMS = 24
 
 def start_worker(*, queue: str, broker_url: str, fake, log) -> subprocess.Popen:
     """A worker as test_worker's, with backoff short enough to retry within the test."""
-    ignored = settings_variables()
-    env = {name: value for name, value in os.environ.items() if name not in ignored}
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
-        CELERY_BROKER_URL=broker_url,
-        NUCLEUS_API_KEY=fake.api_key,
-        NUCLEUS_ENDPOINT=fake.endpoint,
-        NUCLEUS_TIMEOUT_SECONDS="2",
-        NUCLEUS_SYNC_CLAIM_SECONDS=str(CLAIM_SECONDS),
-        NUCLEUS_SYNC_BACKOFF_BASE_SECONDS="1",
-        NUCLEUS_SYNC_BACKOFF_MAX_SECONDS="1",
-        NUCLEUS_SYNC_MAX_ATTEMPTS="50",
-        **database_env(),
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "-Q", queue, "-n", f"{queue}-{log.stem}@%h",
-         "--without-heartbeat", "--without-gossip", "--without-mingle", "--loglevel=INFO"],
-        cwd=PROJECT_ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-    )
-    wait_for(lambda: " ready." in log.read_text(errors="replace") or process.poll() is not None, timeout=30, what="the worker")
-    assert process.poll() is None, log.read_text()
-    return process
+    return Worker(
+        queue=queue, broker_url=broker_url, fake=fake, log=log, NUCLEUS_SYNC_CLAIM_SECONDS=str(CLAIM_SECONDS),
+        NUCLEUS_SYNC_BACKOFF_BASE_SECONDS="1", NUCLEUS_SYNC_BACKOFF_MAX_SECONDS="1", NUCLEUS_SYNC_MAX_ATTEMPTS="50",
+    ).process
 
 
 @pytest.fixture

@@ -2,44 +2,24 @@
 the same task. Each claimer runs in its own thread with its own database connection, on whichever
 database the suite runs on (the suite runs on PostgreSQL and on SQLite)."""
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from labeling.models import Task
 from labeling.services.items import items_import
 from labeling.services.queue import task_next
+from tests.concurrency import all_at_once
 from tests.factories import DatasetFactory, UserFactory
 
 CLAIMERS = 20
 
 
 def claim_all_at_once(dataset, users) -> list[int | None]:
-    """Start every claimer, release them together, and return the task id each one got."""
-    start = threading.Barrier(len(users))
-    claimed: list[int | None] = [None] * len(users)
-    failures: list[BaseException] = []
-
-    def claim(position: int, user) -> None:
-        try:
-            start.wait()
-            held = task_next(dataset=dataset, user=user)
-            claimed[position] = held.task.id if held else None
-        except BaseException as error:  # reported below: a thread's exception would otherwise vanish
-            failures.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=claim, args=(position, user)) for position, user in enumerate(users)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not failures, failures
-    return claimed
+    """Every claimer released together; the task id each one got."""
+    held = all_at_once([lambda user=user: task_next(dataset=dataset, user=user) for user in users])
+    return [h.task.id if h else None for h in held]
 
 
 @pytest.fixture

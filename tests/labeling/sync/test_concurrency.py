@@ -2,11 +2,9 @@
 send one annotation in two batches. Each sync runs in its own thread with its own database
 connection, on whichever database the suite runs on (PostgreSQL and SQLite)."""
 
-import threading
 import uuid
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from labeling.models import CategoryAnnotation, Dataset
@@ -14,32 +12,9 @@ from labeling.services import sync as sync_service
 from labeling.services.annotations import annotations_import
 from labeling.services.items import items_import
 from labeling.services.sync import dataset_sync
+from tests.concurrency import all_at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def all_at_once(count: int, work) -> list:
-    """Run `work()` in `count` threads released together; their results, in thread order."""
-    start = threading.Barrier(count)
-    results: list = [None] * count
-    failures: list[BaseException] = []
-
-    def run(position: int) -> None:
-        try:
-            start.wait()
-            results[position] = work()
-        except BaseException as error:  # reported below: a thread's exception would otherwise vanish
-            failures.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(position,)) for position in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not failures, failures
-    return results
 
 
 @pytest.fixture
@@ -59,12 +34,10 @@ def pending(linked, clothing_type, fake_nucleus, nucleus_settings):
 def test_concurrent_claims_take_disjoint_batches(pending):
     now = timezone.now()
 
-    batches = all_at_once(
-        10,
-        lambda: sync_service._claim(
-            dataset_id=pending.id, nucleus_dataset_id=pending.nucleus_dataset_id, token=uuid.uuid4().hex, limit=15, now=now, due_before=now
-        ),
+    claim = lambda: sync_service._claim(  # noqa: E731
+        dataset_id=pending.id, nucleus_dataset_id=pending.nucleus_dataset_id, token=uuid.uuid4().hex, limit=15, now=now, due_before=now
     )
+    batches = all_at_once([claim] * 10)
 
     claimed = [annotation_id for batch in batches for annotation_id in batch]
     assert len(claimed) == len(set(claimed)) == 120
@@ -75,7 +48,7 @@ def test_four_syncs_at_once_send_each_annotation_in_exactly_one_batch(pending, f
     nucleus_settings.NUCLEUS_BATCH_SIZE = 7
     fake_nucleus.latency = 0.005  # each send takes a moment, so the syncs overlap
 
-    reports = all_at_once(4, lambda: dataset_sync(dataset=Dataset.objects.get(pk=pending.id)))
+    reports = all_at_once([lambda: dataset_sync(dataset=Dataset.objects.get(pk=pending.id))] * 4)
 
     sent = [(payload["reference_id"], payload["taxonomy_name"]) for request in fake_nucleus.requests_to("annotate") for payload in request.json["annotations"]]
     assert len(sent) == len(set(sent)) == 120

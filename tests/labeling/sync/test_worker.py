@@ -61,7 +61,7 @@ def database_env() -> dict[str, str]:
 class Worker:
     """`celery -A config worker` in its own process, one task at a time, on one queue."""
 
-    def __init__(self, *, queue: str, broker_url: str, fake, log: Path):
+    def __init__(self, *, queue: str, broker_url: str, fake, log: Path, **settings_env: str):
         ignored = settings_variables()
         env = {name: value for name, value in os.environ.items() if name not in ignored}
         env.update(
@@ -73,6 +73,7 @@ class Worker:
             NUCLEUS_SYNC_CLAIM_SECONDS=str(CLAIM_SECONDS),
             **database_env(),
         )
+        env.update(settings_env)
         self.log = log
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "-Q", queue, "-n", f"{queue}-{log.stem}@%h",

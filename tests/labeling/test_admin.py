@@ -20,11 +20,6 @@ def admin_client(client, superuser):
     return client
 
 
-@pytest.fixture
-def clothing_type(dataset):
-    return taxonomy_create(dataset=dataset, taxonomy_name="clothing_type", labels=["shirt", "pants", "dress"])
-
-
 def taxonomy_form(taxonomy_fields: dict, labels: list[dict], initial: int = 0) -> dict:
     """POST data for the taxonomy admin page: the taxonomy's fields and one inline row per label
     (`id` for an existing label, `remove` / `relabel_to` to remove one)."""

@@ -26,18 +26,6 @@ RICH_METADATA = {
 }
 
 
-@pytest.fixture
-def clothing_type(dataset):
-    return taxonomy_create(dataset=dataset, taxonomy_name="clothing_type", labels=["shirt", "pants", "dress"])
-
-
-@pytest.fixture
-def attributes(dataset):
-    return taxonomy_create(
-        dataset=dataset, taxonomy_name="attributes", labels=["striped", "logo", "long_sleeves"], multi_label=True
-    )
-
-
 def answer(*, target, taxonomy, names, annotator, finished=True, metadata=None):
     labels = [taxonomy.labels.get(name=name) for name in names]
     return annotation_save(

@@ -18,18 +18,6 @@ from tests.factories import DatasetFactory, ItemFactory, SceneFactory, png_uploa
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def clothing_type(dataset):
-    return taxonomy_create(dataset=dataset, taxonomy_name="clothing_type", labels=["shirt", "pants", "dress"])
-
-
-@pytest.fixture
-def attributes(dataset):
-    return taxonomy_create(
-        dataset=dataset, taxonomy_name="attributes", labels=["striped", "logo", "long_sleeves"], multi_label=True
-    )
-
-
 def label(taxonomy, name) -> Label:
     return taxonomy.labels.get(name=name)
 

@@ -6,8 +6,6 @@ import pytest
 from rest_framework.test import APIClient
 
 from labeling.models import Dataset, DatasetMember, Item
-from taxonomies.models import Taxonomy
-from taxonomies.services import taxonomy_create
 from tests.factories import DatasetFactory, DatasetMemberFactory, UserFactory
 from tests.labeling.api.support import item_with_task, token_client
 
@@ -47,18 +45,6 @@ def scene_dataset(admin, labeler) -> Dataset:
     DatasetMemberFactory(dataset=dataset, user=admin, role=DatasetMember.Role.ADMIN)
     DatasetMemberFactory(dataset=dataset, user=labeler, role=DatasetMember.Role.LABELER)
     return dataset
-
-
-@pytest.fixture
-def clothing_type(dataset) -> Taxonomy:
-    return taxonomy_create(dataset=dataset, taxonomy_name="clothing_type", labels=["shirt", "pants", "dress"])
-
-
-@pytest.fixture
-def attributes(dataset) -> Taxonomy:
-    return taxonomy_create(
-        dataset=dataset, taxonomy_name="attributes", labels=["striped", "logo", "long_sleeves"], multi_label=True
-    )
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
 from labeling.models import Dataset, DatasetMember
-from labeling.selectors import dataset_id_storable
+from labeling.selectors import dataset_id_storable, dataset_membership_sql
 
 # Set on the request when the URL names a dataset: that Dataset with `role`, or None when the user
 # may not see it. Read by `labeling.api.base.DatasetApi`, which otherwise looks the dataset up itself.
@@ -36,14 +36,13 @@ class TokenAuthentication(authentication.TokenAuthentication):
         user_fields = user_model._meta.concrete_fields
         dataset_fields = Dataset._meta.concrete_fields
         columns = [f"u.{quote(field.column)}" for field in user_fields] + [f"d.{quote(field.column)}" for field in dataset_fields]
+        role, joins = dataset_membership_sql(user_alias="u")
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT {', '.join(columns)}, CASE WHEN u.is_superuser THEN %s ELSE m.role END "
+                f"SELECT {', '.join(columns)}, {role} "
                 f"FROM {quote(Token._meta.db_table)} t "
                 f"JOIN {quote(user_model._meta.db_table)} u ON u.{quote(user_model._meta.pk.column)} = t.user_id "
-                f"LEFT JOIN {quote(DatasetMember._meta.db_table)} m ON m.user_id = t.user_id AND m.dataset_id = %s "
-                f"LEFT JOIN {quote(Dataset._meta.db_table)} d ON d.id = %s AND (u.is_superuser OR m.id IS NOT NULL) "
-                f"WHERE t.key = %s",
+                f"{joins} WHERE t.key = %s",
                 [DatasetMember.Role.ADMIN, self._dataset_in_query, self._dataset_in_query, key],
             )
             row = cursor.fetchone()

@@ -1,5 +1,6 @@
 """datasets/{id}/next/, submit/ and skip/: the labeling queue, as a script sees it."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -88,6 +89,13 @@ class TestNext:
     def test_with_a_zero_second_lease_another_labeler_takes_the_item_at_once(self, labeler_client, second_labeler_client, dataset, items, settings):
         settings.LABELING_LEASE_SECONDS = 0
         next_task(labeler_client, dataset)
+        lease = Task.objects.get(item=items[0]).lease_expires_at
+        # The lease ends at the very instant it was given: the second ask must come at a later one,
+        # which a fast machine does not guarantee without waiting for the clock to tick.
+        deadline = time.monotonic() + 5
+        while timezone.now() <= lease:
+            assert time.monotonic() < deadline, "the clock did not move"
+            time.sleep(0.001)
         assert next_reference_id(second_labeler_client, dataset) == "image_1"
 
     def test_an_empty_queue_answers_204(self, labeler_client, dataset):

@@ -10,12 +10,14 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 import redis
 from django.db import connection
+from django.utils import timezone
 
 from labeling.models import CategoryAnnotation
 from labeling.services.annotations import annotations_import
@@ -142,12 +144,19 @@ def test_a_batch_of_a_worker_killed_mid_request_is_sent_again_after_its_claim_ex
 
     wait_for(lambda: fake_nucleus.requests_to("annotate"), timeout=20, what=f"the first send\n{first.output()}")
     first.kill()
-    assert CategoryAnnotation.objects.filter(sync_state="pending", sync_claim__isnull=False).count() == 6
-    finish(made[2], clothing_type, "dress")  # a labeler changes one while its batch is in limbo
+    held = CategoryAnnotation.objects.filter(sync_state="pending", sync_claim__isnull=False)
+    assert held.count() == 6
+    # The claim's lease is moved in the database, not waited for: it holds while the new worker
+    # runs, then runs out when this test says so, however slow the machine is.
+    held.update(sync_claimed_until=timezone.now() + timedelta(hours=1))
+    finish(made[2], clothing_type, "dress")  # a labeler changes one while its batch is in limbo (and publishes a sync)
 
-    start_worker()
-    time.sleep(CLAIM_SECONDS + 0.2)  # the dead worker's claim runs out
-    assert sync_sweep() == [linked.id]  # what celery beat runs every NUCLEUS_SYNC_SWEEP_SECONDS
+    second = start_worker()
+    wait_for(lambda: "] succeeded in " in second.output(), timeout=30, what=f"the relabel's sync\n{second.output()}")
+    assert len(fake_nucleus.requests_to("annotate")) == 1  # a batch under an unexpired claim is not sent again
+    assert sync_sweep() == []
+    held.update(sync_claimed_until=timezone.now() - timedelta(seconds=1))  # the dead worker's claim runs out
+    assert sync_sweep() == [linked.id]  # what celery beat runs every NUCLEUS_SYNC_SWEEP_SECONDS; the worker is idle
 
     wait_for(lambda: CategoryAnnotation.objects.filter(sync_state="synced").count() == 6, timeout=20, what="the second send")
     expected = {(item.reference_id, "clothing_type"): "shirt" for item in made} | {("image_2", "clothing_type"): "dress"}

@@ -15,6 +15,7 @@ class AuditEvent(models.Model):
         ANNOTATION_CREATE = "annotation.create", "annotation finished"
         ANNOTATION_CHANGE = "annotation.change", "finished annotation changed"
         ANNOTATION_RELABEL = "annotation.relabel", "annotations relabelled (label removed)"
+        ANNOTATION_ASK_NEW_CLASSES = "annotation.ask_new_classes", "sent back for the classes added since"
         TAXONOMY_CREATE = "taxonomy.create", "taxonomy created"
         TAXONOMY_UPDATE = "taxonomy.update", "taxonomy changed"
         TAXONOMY_DELETE = "taxonomy.delete", "taxonomy deleted"

@@ -74,7 +74,7 @@ LABEL_STUDIO = {
 # The files a next/submit request runs through: hashed into every result, because the working tree
 # changes while others work in it.
 HOT_PATH = [
-    "labeling/api/queue.py", "labeling/api/base.py", "labeling/services/queue.py", "labeling/services/annotations.py",
+    "labeling/api/queue.py", "labeling/api/base.py", "labeling/services/queue.py", "labeling/services/ownership.py", "labeling/services/annotations.py",
     "labeling/selectors.py", "labeling/models.py", "config/settings.py", "config/urls.py", "labeling/api/urls.py",
 ]
 

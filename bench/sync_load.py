@@ -35,7 +35,6 @@ whether the sync's files differed from it.
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -419,7 +418,7 @@ def one_per_request_step(dataset_id: int, sample: int) -> dict:
         remote.add_taxonomy(name, "category", labels, update=True)
     payloads = 0
     for annotation in annotations:
-        built = nucleus.nucleus_annotations(annotation)
+        built = [sdk.CategoryAnnotation.from_json(payload) for payload in nucleus.annotation_payloads(annotation)]
         answer = remote.annotate(built, update=True)
         assert answer.get("annotations_processed") == len(built), answer
         payloads += len(built)

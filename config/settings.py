@@ -87,6 +87,8 @@ MIDDLEWARE = [
     # Static files from STATIC_ROOT (compressed, hashed names, cached forever) before anything that
     # reads the session or the database.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # A NUL in the query, the URL's parameters or a header is a 400 before any view (or the session) reads it.
+    "config.unstorable_text.UnstorableTextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -214,6 +216,22 @@ STORAGES = {
 # Uploaded images are refused above these caps (decompression bombs included).
 MAX_IMAGE_UPLOAD_BYTES = env_int("MAX_IMAGE_UPLOAD_BYTES", 50 * 1024 * 1024)
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 100_000_000)
+# The pixels of all the images of one upload request (or one items_import / scenes_import call)
+# together: each is decoded once by a verification child, so this bounds what one request costs.
+MAX_IMAGE_PIXELS_PER_REQUEST = env_int("MAX_IMAGE_PIXELS_PER_REQUEST", 500_000_000)
+# The request checks only an upload's header; the full decode runs in a child process (python -m
+# labeling.image_verify) under these hard limits (resource.setrlimit RLIMIT_CPU and RLIMIT_AS),
+# started by a Celery worker, or after the request's commit in eager mode. Pillow keeps 4 bytes a
+# pixel (RGB too), so an image at the 100 MP cap needs ~415 MB of address space. A child over a
+# limit is killed and its item's image is marked failed; so is one still running after the timeout.
+IMAGE_VERIFY_CPU_SECONDS = env_int("IMAGE_VERIFY_CPU_SECONDS", 10)
+IMAGE_VERIFY_MEMORY_MB = env_int("IMAGE_VERIFY_MEMORY_MB", 640)
+IMAGE_VERIFY_TIMEOUT_SECONDS = env_int("IMAGE_VERIFY_TIMEOUT_SECONDS", 30)
+# `celery beat` re-enqueues the verification of uploads still pending after this many seconds (a
+# message lost with the broker, a worker gone): the item rows are the truth, not the queue.
+IMAGE_VERIFY_SWEEP_SECONDS = env_int("IMAGE_VERIFY_SWEEP_SECONDS", 300)
+if min(MAX_IMAGE_PIXELS_PER_REQUEST, IMAGE_VERIFY_CPU_SECONDS, IMAGE_VERIFY_MEMORY_MB, IMAGE_VERIFY_TIMEOUT_SECONDS, IMAGE_VERIFY_SWEEP_SECONDS) < 1:
+    raise ImproperlyConfigured("MAX_IMAGE_PIXELS_PER_REQUEST and the IMAGE_VERIFY_* settings must be at least 1")
 
 # --- Uploaded images on Nucleus -------------------------------------------------------------
 # Nucleus fetches every image it is given by URL. An uploaded image reaches it as this prefix
@@ -296,10 +314,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Ours: they refuse text that cannot be stored, bodies over DATA_UPLOAD_MAX_MEMORY_SIZE (413) and
+    # files where a view takes none (labeling/api/parsers.py).
     "DEFAULT_PARSER_CLASSES": [
         "labeling.api.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
+        "labeling.api.parsers.FormParser",
+        "labeling.api.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "labeling.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "labeling.api.errors.exception_handler",
@@ -360,6 +380,12 @@ LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900)
 LOGIN_CLIENT_IP_HEADER = env_str("LOGIN_CLIENT_IP_HEADER")
 # Counts whose window and lock are over are deleted hourly (they already count as a fresh start).
 CELERY_BEAT_SCHEDULE["accounts-purge-login-throttles"] = {"task": "accounts.purge_login_throttles", "schedule": 3600}
+# Uploads whose verification is pending for longer than IMAGE_VERIFY_SWEEP_SECONDS are enqueued again.
+CELERY_BEAT_SCHEDULE["labeling-image-verify-sweep"] = {
+    "task": "labeling.items_verify_images_sweep",
+    "schedule": IMAGE_VERIFY_SWEEP_SECONDS,
+    "options": {"expires": IMAGE_VERIFY_SWEEP_SECONDS},
+}
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "labeling:dataset-list"
@@ -376,6 +402,9 @@ LOGGING = {
 # contrib apps reach AUTH_USER_MODEL. That model has a `taxonomies_revision` integer field, which
 # taxonomies.services bumps on every change.
 TAXONOMIES_DATASET_MODEL = "labeling.Dataset"
+# The datasets a staff user manages in the Django admin (a function taking `user=`, returning a
+# queryset of that model): the audit app's admin scopes its pages with it without importing labeling.
+ADMIN_DATASET_SCOPE = "labeling.selectors.dataset_list_administered_by"
 
 # --- Labeling queue -------------------------------------------------------------------------
 # How long a labeler holds a task before it goes back to the queue.

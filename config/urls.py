@@ -1,6 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path
+from django.utils.functional import lazy
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts.forms import ThrottledAuthenticationForm
@@ -29,4 +32,9 @@ urlpatterns = [
     path("media/<path:name>", uploaded_image, name="uploaded-image"),
     # For load balancers and monitors: no login, no session (see config/health.py).
     path("health/", health, name="health"),
+    # Browsers ask for /favicon.ico on pages that name no icon (the API's JSON, the media files).
+    path("favicon.ico", RedirectView.as_view(url=lazy(static, str)("favicon.svg")), name="favicon"),
 ]
+
+# An unknown URL under /api/ answers in the API's {"errors": [...]} shape.
+handler404 = "labeling.api.errors.not_found"

@@ -8,7 +8,7 @@ and labeling may use taxonomies but not the other way round. Every write goes th
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
@@ -18,8 +18,13 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from labeling import selectors
+from labeling.forms import MetadataFormField, NameFormField
+from labeling.admin_members import DatasetMemberInline
+from labeling.admin_scoping import DatasetScopedAdmin
 from labeling.models import CategoryAnnotation, Dataset, DatasetMember, Item, Scene
-from labeling.services.annotations import label_remove, taxonomy_remove
+from labeling.services.taxonomy_removals import label_remove, taxonomy_remove
+from labeling.services.datasets import dataset_member_set
+from labeling.services.new_classes import taxonomy_ask_new_classes
 from labeling.services.nucleus_items import nucleus_link_check
 from labeling.services.sync import sync_blocker, sync_counts, sync_nucleus_link_changed, sync_retry_failed
 from taxonomies.models import Label, Taxonomy
@@ -33,12 +38,6 @@ from taxonomies.services import (
 )
 
 DROP_FROM_ANNOTATIONS = "drop"
-
-
-class DatasetMemberInline(admin.TabularInline):
-    model = DatasetMember
-    extra = 1
-    autocomplete_fields = ["user"]
 
 
 def _annotations_in_sync_state(state: str) -> Coalesce:
@@ -72,6 +71,8 @@ class DatasetAdminForm(forms.ModelForm):
     class Meta:
         model = Dataset
         fields = "__all__"
+        # The rule of dataset_create and dataset_update (Dataset.name has no validator: adding one is a migration).
+        field_classes = {"name": NameFormField}
 
     def clean_nucleus_dataset_id(self):
         if self.nucleus_link_error:
@@ -80,7 +81,7 @@ class DatasetAdminForm(forms.ModelForm):
 
 
 @admin.register(Dataset)
-class DatasetAdmin(admin.ModelAdmin):
+class DatasetAdmin(DatasetScopedAdmin, admin.ModelAdmin):
     form = DatasetAdminForm
     list_display = [
         "name", "kind", "nucleus_dataset_id",
@@ -93,6 +94,9 @@ class DatasetAdmin(admin.ModelAdmin):
     readonly_fields = ["nucleus_sync"]
     inlines = [DatasetMemberInline]
     actions = ["retry_failed_sync"]
+
+    def has_add_permission(self, request):
+        return selectors.dataset_create_allowed(user=request.user)
 
     def get_readonly_fields(self, request, obj=None):
         # A dataset's kind is fixed once it exists (its items or scenes, and Nucleus's is_scene, depend on it).
@@ -108,17 +112,24 @@ class DatasetAdmin(admin.ModelAdmin):
         )
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        # The admin validates and saves inside one transaction: Nucleus is asked before it opens.
-        request.nucleus_link = self._nucleus_link_check(request, object_id) if request.method == "POST" else ("", "")
+        # The admin validates and saves inside one transaction: Nucleus is asked before it opens, but
+        # only for a page this user may save (another dataset's page is a 404 first, a refused add a 403).
+        self._refuse_outside_scope(request, object_id)
+        current = self.get_object(request, unquote(object_id)) if object_id else None
+        request.nucleus_link = ("", "")
+        if request.method == "POST" and (current is not None or object_id is None):
+            if not (self.has_change_permission(request, current) if current else self.has_add_permission(request)):
+                raise PermissionDenied
+            request.nucleus_link = self._nucleus_link_check(request, current)
         return super().changeform_view(request, object_id, form_url, extra_context)
 
-    def _nucleus_link_check(self, request, object_id) -> tuple[str, str]:
+    def _nucleus_link_check(self, request, current: Dataset | None) -> tuple[str, str]:
         """(error, warning) of checking the submitted nucleus_dataset_id, when it changes."""
-        current = self.get_object(request, unquote(object_id)) if object_id else None
         nucleus_dataset_id = request.POST.get("nucleus_dataset_id", "").strip()
         if current is not None and current.nucleus_dataset_id == nucleus_dataset_id:
             return "", ""
-        kind = request.POST.get("kind") or (current.kind if current else Dataset.Kind.IMAGES)
+        # A dataset's kind is read-only once it exists: what the POST says of it is not what is stored.
+        kind = current.kind if current else request.POST.get("kind") or Dataset.Kind.IMAGES
         try:
             return "", nucleus_link_check(nucleus_dataset_id=nucleus_dataset_id, kind=kind)
         except ValidationError as error:
@@ -137,12 +148,20 @@ class DatasetAdmin(admin.ModelAdmin):
             obj.save(update_fields=[field.name for field in obj._meta.concrete_fields if field.name in form.changed_data])
         else:
             obj.save()
+            # As dataset_create: the creator is its first admin (and so a staff creator sees it).
+            dataset_member_set(dataset=obj, user=request.user, role=DatasetMember.Role.ADMIN)
         if change and "nucleus_dataset_id" in form.changed_data:
             resent = sync_nucleus_link_changed(dataset=obj)
             self.message_user(request, f"Linked to another Nucleus dataset: {resent} finished annotation(s) will be sent to it.")
         _, warning = getattr(request, "nucleus_link", ("", ""))
         if warning:
             self.message_user(request, warning, messages.WARNING)
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is DatasetMember:
+            # Through the services, which keep the dataset's last admin (labeling/admin_members.py).
+            return formset.members_apply(form.instance)
+        return super().save_formset(request, form, formset, change)
 
     @admin.display(description="Nucleus sync")
     def nucleus_sync(self, dataset):
@@ -178,6 +197,7 @@ class LabelInlineForm(forms.ModelForm):
     class Meta:
         model = Label
         fields = ["name", "hotkey", "position"]
+        field_classes = {"name": NameFormField}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -276,6 +296,7 @@ class TaxonomyAdminForm(forms.ModelForm):
     class Meta:
         model = Taxonomy
         fields = "__all__"
+        field_classes = {"taxonomy_name": NameFormField}
 
     def validate_unique(self):
         super().validate_unique()
@@ -291,13 +312,14 @@ class TaxonomyAdminForm(forms.ModelForm):
 
 
 @admin.register(Taxonomy)
-class TaxonomyAdmin(admin.ModelAdmin):
+class TaxonomyAdmin(DatasetScopedAdmin, admin.ModelAdmin):
     form = TaxonomyAdminForm
     list_display = ["taxonomy_name", "dataset", "multi_label", "applies_to", "required", "label_count", "nucleus_status"]
     list_filter = ["dataset", "multi_label", "applies_to"]
     search_fields = ["taxonomy_name", "labels__name"]
     readonly_fields = ["nucleus_status"]
     inlines = [LabelInline]
+    actions = ["ask_new_classes"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("dataset").prefetch_related("labels")
@@ -433,6 +455,22 @@ class TaxonomyAdmin(admin.ModelAdmin):
         # Through the service: it records that Nucleus must delete the taxonomy too.
         taxonomy_remove(taxonomy=obj, confirm=True)
 
+    @admin.action(description="Send finished items back to the queue for the classes added since (multi-label)")
+    def ask_new_classes(self, request, queryset):
+        for taxonomy in queryset.select_related("dataset"):
+            try:
+                asked = taxonomy_ask_new_classes(taxonomy=taxonomy)
+            except ValidationError as error:
+                self.message_user(request, " ".join(error.messages), messages.ERROR)
+                continue
+            classes = ", ".join(asked.classes) or "none"
+            self.message_user(
+                request,
+                f"“{taxonomy.taxonomy_name}”: {asked.annotations} answer(s) sent back for the classes added since ({classes}); "
+                f"{asked.tasks_reopened} item(s) back in the queue.",
+                messages.INFO,
+            )
+
     def delete_queryset(self, request, queryset):
         for taxonomy in queryset:
             taxonomy_remove(taxonomy=taxonomy, confirm=True)
@@ -451,12 +489,12 @@ def _in_position_order(label_forms: list[LabelInlineForm]) -> list[LabelInlineFo
 
 
 @admin.register(Scene)
-class SceneAdmin(admin.ModelAdmin):
+class SceneAdmin(DatasetScopedAdmin, admin.ModelAdmin):
     list_display = ["reference_id", "dataset", "frame_rate", "video_url", "created_at"]
     list_filter = ["dataset"]
     search_fields = ["reference_id"]
     readonly_fields = ["dataset", "reference_id"]
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}, models.JSONField: {"form_class": MetadataFormField}}
 
     def has_add_permission(self, request):
         # Scenes arrive through the import API and commands, which check every frame.
@@ -464,20 +502,23 @@ class SceneAdmin(admin.ModelAdmin):
 
 
 @admin.register(Item)
-class ItemAdmin(admin.ModelAdmin):
-    list_display = ["reference_id", "dataset", "scene", "frame_index", "width", "height", "created_at"]
-    list_filter = ["dataset"]
+class ItemAdmin(DatasetScopedAdmin, admin.ModelAdmin):
+    list_display = ["reference_id", "dataset", "scene", "frame_index", "width", "height", "image_check", "image_error", "created_at"]
+    list_filter = ["dataset", "image_check"]
     list_select_related = ["dataset", "scene"]
     search_fields = ["reference_id"]
-    readonly_fields = ["dataset", "reference_id", "image", "image_url", "width", "height", "scene", "frame_index"]
+    readonly_fields = [
+        "dataset", "reference_id", "image", "image_url", "width", "height", "image_check", "image_error", "scene", "frame_index",
+    ]
+    formfield_overrides = {models.JSONField: {"form_class": MetadataFormField}}
 
     def has_add_permission(self, request):
-        # Items arrive through the import API and commands, which check every image with Pillow.
+        # Items arrive through the import API and commands, which check every upload (header, then pixels).
         return False
 
 
 @admin.register(CategoryAnnotation)
-class CategoryAnnotationAdmin(admin.ModelAdmin):
+class CategoryAnnotationAdmin(DatasetScopedAdmin, admin.ModelAdmin):
     list_display = [
         "id", "reference_id", "taxonomy", "chosen", "status", "annotator", "sync_state", "sync_attempts", "sync_error_short",
         "updated_at",
@@ -494,6 +535,10 @@ class CategoryAnnotationAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         # Labels change through the labeling services, which version them for the sync.
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        # Neither audited nor told to Nucleus here: an answer goes with its taxonomy or item (services).
         return False
 
     @admin.display(description="label(s)")

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from typing import BinaryIO
 
 from labeling.errors import BatchInvalid, RowError
+from labeling.validators import unstorable_text_errors
+from taxonomies.text import unstorable_character
 
 FORMATS = ("json", "jsonl", "csv")
 # What json.loads raises for text that is not JSON it can read: a syntax error (JSONDecodeError),
@@ -42,14 +44,22 @@ def rows_from_file(file: BinaryIO, *, file_format: str) -> list:
     text = io.TextIOWrapper(file, encoding="utf-8-sig", newline="" if file_format == "csv" else None)
     try:
         if file_format == "json":
-            return _rows_from_json(text)
+            return _storable(_rows_from_json(text))
         if file_format == "jsonl":
-            return _rows_from_lines(text)
-        return _rows_from_csv(text)
+            return _storable(_rows_from_lines(text))
+        return _storable(_rows_from_csv(text))
     except UnicodeDecodeError as error:
         raise BatchInvalid([RowError(index=None, field="file", message=f"The file is not UTF-8 text ({error.reason}).")]) from None
     finally:
         text.detach()
+
+
+def _storable(rows: list) -> list:
+    """The rows, or BatchInvalid naming each row and field whose text cannot be stored (taxonomies.text)."""
+    errors = unstorable_text_errors(rows)
+    if errors:
+        raise BatchInvalid(errors)
+    return rows
 
 
 def _rows_from_json(text: io.TextIOBase) -> list:
@@ -95,6 +105,14 @@ def _rows_from_csv(text: io.TextIOBase) -> list:
 def _rows_from_csv_reader(reader: csv.DictReader) -> list:
     if not reader.fieldnames or "reference_id" not in reader.fieldnames:
         raise BatchInvalid([RowError(index=None, field="file", message="The CSV needs a header row with a reference_id column.")])
+    # A column's name is a key of every row: said once, not once a row.
+    header_errors = [
+        RowError(index=None, field="file", message=f"Column {position + 1} of the header {problem}.")
+        for position, name in enumerate(reader.fieldnames)
+        if (problem := unstorable_character(name))
+    ]
+    if header_errors:
+        raise BatchInvalid(header_errors)
     rows, errors = [], []
     for index, record in enumerate(reader):
         if None in record:

@@ -228,6 +228,20 @@ class Item(models.Model):
     frame_index = models.PositiveIntegerField(
         null=True, blank=True, help_text="Position of the frame in its scene, from 0."
     )
+    class ImageCheck(models.TextChoices):
+        OK = "ok", "Verified"
+        PENDING = "pending", "Waiting for verification"
+        FAILED = "failed", "Failed verification"
+
+    image_check = models.CharField(
+        max_length=10,
+        choices=ImageCheck.choices,
+        default=ImageCheck.OK,
+        editable=False,
+        help_text="An uploaded image is decoded and verified outside the web worker; until it passes, "
+        "its task waits and the item is not handed out.",
+    )
+    image_error = models.TextField(blank=True, editable=False, help_text="Why the image failed verification.")
     created_at = models.DateTimeField(auto_now_add=True)
     nucleus_uploaded_at = nucleus_uploaded_at_field()
 
@@ -237,6 +251,13 @@ class Item(models.Model):
         ordering = ["id"]
         constraints = [
             *dataset_member_constraints(model_name="item", noun="an item"),
+            models.CheckConstraint(
+                condition=Q(image_check__in=["ok", "pending", "failed"]), name="labeling_item_image_check_valid"
+            ),
+            # Only an upload is verified: an image known by URL is never pending (nor failed).
+            models.CheckConstraint(
+                condition=Q(image_check="ok") | ~Q(image=""), name="labeling_item_only_uploads_verified"
+            ),
             models.CheckConstraint(
                 condition=(Q(image="") & ~Q(image_url="")) | (~Q(image="") & Q(image_url="")),
                 name="labeling_item_one_image_source",
@@ -266,6 +287,8 @@ class Item(models.Model):
             ),
         ]
         indexes = [
+            # item_images_verify_sweep: "uploads still pending verification" (few, next to the items).
+            models.Index(fields=["created_at"], condition=Q(image_check="pending"), name="labeling_item_image_pending"),
             # push_nucleus_items: "this dataset's items (not frames) not on Nucleus yet, in id order".
             models.Index(
                 fields=["dataset", "id"],
@@ -359,6 +382,18 @@ class CategoryAnnotation(models.Model):
         max_length=32, null=True, blank=True, editable=False, help_text="Token of the sync sending it now."
     )
     sync_claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
+    # Multi-label only: the ids of the classes its labeler was shown. Its True/False payloads are
+    # for these classes alone, so a class added later is not reported as "False" by an answer
+    # whose labeler never saw it. Null for single-label taxonomies.
+    shown_label_ids = models.JSONField(
+        null=True, blank=True, editable=False, help_text="Multi-label: the ids of the classes the labeler was shown."
+    )
+    # Multi-label only: sent back to the queue for the classes added since (`labeling.services.new_classes`):
+    # the ids of the classes the labeling page asks for now. Cleared by the next finished answer.
+    asked_label_ids = models.JSONField(
+        null=True, blank=True, editable=False,
+        help_text="Multi-label, sent back for new classes: the ids of the classes asked now.",
+    )
 
     class Meta:
         ordering = ["id"]
@@ -397,6 +432,11 @@ class CategoryAnnotation(models.Model):
                 condition=Q(status="draft", sync_state="not_ready")
                 | Q(status="finished", sync_state__in=["pending", "synced", "failed"]),
                 name="labeling_categoryannotation_sync_state_matches_status",
+            ),
+            models.CheckConstraint(
+                condition=Q(asked_label_ids__isnull=True) | Q(shown_label_ids__isnull=False, status="finished"),
+                name="labeling_categoryannotation_asked_only_of_finished_multi_label",
+                violation_error_message="Only a finished multi-label answer can be sent back for new classes.",
             ),
             models.CheckConstraint(
                 condition=Q(sync_claim__isnull=True, sync_claimed_until__isnull=True)
@@ -506,6 +546,8 @@ class Task(models.Model):
     class State(models.TextChoices):
         OPEN = "open", "Open"
         DONE = "done", "Done"
+        # Not handed out yet: its item's uploaded image is still being verified (or failed).
+        WAITING = "waiting", "Waiting for its image"
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="tasks")
     item = models.OneToOneField(Item, on_delete=models.CASCADE, null=True, blank=True, related_name="task")
@@ -515,6 +557,16 @@ class Task(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="held_tasks"
     )
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # Set by the claim that takes a task over from a holder whose lease ran out, so that holder's late
+    # write is told "someone took it" (409) rather than "someone else's finished work" (403).
+    previous_holder = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="the labeler whose expired lease the current holder took over",
+    )
     done_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="done_tasks"
     )
@@ -527,7 +579,7 @@ class Task(models.Model):
                 condition=Q(item__isnull=False, scene__isnull=True) | Q(item__isnull=True, scene__isnull=False),
                 name="labeling_task_item_xor_scene",
             ),
-            models.CheckConstraint(condition=Q(state__in=["open", "done"]), name="labeling_task_state_valid"),
+            models.CheckConstraint(condition=Q(state__in=["open", "done", "waiting"]), name="labeling_task_state_valid"),
             models.CheckConstraint(
                 condition=Q(holder__isnull=True, lease_expires_at__isnull=True)
                 | Q(holder__isnull=False, lease_expires_at__isnull=False),

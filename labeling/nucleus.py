@@ -3,7 +3,8 @@
 The SDK (`scale-nucleus`) is imported inside the functions: importing it costs ~0.4 s and configures
 logging, which Django start-up should not pay for.
 
-The SDK builds every payload and picks every route. Only its transport is replaced
+The SDK picks every route; the payloads are built here by `annotation_payloads`, tested equal to
+the SDK's own `to_payload()`, and sent through the SDK's `annotate`. Only its transport is replaced
 (`_OneAttemptConnection`): the SDK's own retries sleep up to ~80 s inside the worker on 503/504 and
 its `NucleusAPIError` drops the response headers, so `Retry-After` is lost. The sync owns retries
 instead (`labeling.services.sync`): it needs one attempt per call, the status, and `Retry-After`.
@@ -13,7 +14,7 @@ import email.utils
 import functools
 import math
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -35,46 +36,60 @@ def binary_taxonomy_name(taxonomy_name: str, label: str) -> str:
     return f"{taxonomy_name}{MULTI_LABEL_SEPARATOR}{label}"
 
 
-def nucleus_annotations(annotation: CategoryAnnotation) -> list:
-    """The SDK annotation objects for one annotation: a `CategoryAnnotation` for an item, a
-    `SceneCategoryAnnotation` for a scene; a multi-label annotation becomes one binary annotation per
-    label of its taxonomy, "True" for the chosen ones.
+def annotation_payloads(annotation: CategoryAnnotation) -> list[dict]:
+    """The payloads of one finished annotation, exactly as the SDK's `CategoryAnnotation(...).to_payload()`
+    (an item) or `SceneCategoryAnnotation(...).to_payload()` (a scene) builds them, key order
+    included (tests/labeling/sync/test_payloads.py compares them with the SDK's, line by line).
+
+    Export, `sync_nucleus --dry-run` and the sync all call this one function, so they always agree.
+    A multi-label annotation is one "True"/"False" payload per class its labeler was shown
+    (`shown_label_ids`) that its taxonomy still has, in the taxonomy's order: a class added later
+    is not reported as "False" by an answer whose labeler never saw it. Built as dicts, not SDK
+    objects: a dataclass per payload cost more than the rest of a large export.
 
     Needs item, scene, taxonomy, label, labels and taxonomy.labels loaded.
     """
-    from nucleus import CategoryAnnotation as NucleusCategoryAnnotation
-    from nucleus import SceneCategoryAnnotation
-
-    build = SceneCategoryAnnotation if annotation.scene_id else NucleusCategoryAnnotation
-    reference_id = annotation.reference_id
     taxonomy = annotation.taxonomy
+    metadata = annotation.metadata if annotation.metadata else {}  # as the SDK's __post_init__
+    if annotation.scene_id:
+        base = {"type": "category", "geometry": {}, "reference_id": annotation.scene.reference_id, "metadata": metadata, "task_id": None}
+    else:
+        base = {
+            "type": "category", "geometry": {}, "reference_id": annotation.item.reference_id, "metadata": metadata,
+            "track_reference_id": None, "task_id": None,
+        }
     if not taxonomy.multi_label:
-        return [
-            build(
-                label=annotation.label.name,
-                reference_id=reference_id,
-                taxonomy_name=taxonomy.taxonomy_name,
-                metadata=annotation.metadata,
-            )
-        ]
+        return [{"label": annotation.label.name, **base, "taxonomy_name": taxonomy.taxonomy_name}]
     chosen = {label.id for label in annotation.labels.all()}
+    # Null only on a row written outside the services (answers_save and migration 0011 fill it):
+    # every class then, as multi-label answers were sent before they recorded what was shown.
+    shown = None if annotation.shown_label_ids is None else set(annotation.shown_label_ids)
     return [
-        build(
-            label=MULTI_LABEL_TRUE if label.id in chosen else MULTI_LABEL_FALSE,
-            reference_id=reference_id,
-            taxonomy_name=binary_taxonomy_name(taxonomy.taxonomy_name, label.name),
-            metadata=annotation.metadata,
-        )
+        {
+            "label": MULTI_LABEL_TRUE if label.id in chosen else MULTI_LABEL_FALSE,
+            **base,
+            "taxonomy_name": binary_taxonomy_name(taxonomy.taxonomy_name, label.name),
+        }
         for label in taxonomy.labels.all()
+        if shown is None or label.id in shown
     ]
 
 
-def annotation_payloads(annotations: Iterable[CategoryAnnotation]) -> Iterator[dict]:
-    """The payloads the SDK sends for these annotations, exactly as its classes build them (see
-    `nucleus_annotations`)."""
-    for annotation in annotations:
-        for built in nucleus_annotations(annotation):
-            yield built.to_payload()
+def _prebuilt_annotation_class():
+    from nucleus.annotation import Annotation
+
+    class PrebuiltAnnotation(Annotation):
+        """A payload of `annotation_payloads`, handed to the SDK's `annotate` (which sends what
+        `to_payload()` returns, so the route and the request body stay the SDK's)."""
+
+        def __init__(self, payload: dict):
+            self.payload = payload
+            self.reference_id = payload["reference_id"]
+
+        def to_payload(self) -> dict:
+            return self.payload
+
+    return PrebuiltAnnotation
 
 
 class NucleusFault(Exception):
@@ -195,10 +210,13 @@ class RemoteDataset:
         """Delete the taxonomy and, on Nucleus, every annotation in it."""
         self._call(self.dataset.delete_taxonomy, taxonomy_name)
 
-    def annotate(self, annotations: list) -> AnnotateAnswer:
-        """Send SDK annotation objects in ONE request, replacing what Nucleus has (`update=True`)."""
-        if not annotations:
+    def annotate(self, payloads: list[dict]) -> AnnotateAnswer:
+        """Send payloads (`annotation_payloads`) in ONE request through the SDK's `annotate`,
+        replacing what Nucleus has (`update=True`)."""
+        if not payloads:
             return AnnotateAnswer(processed=0, ignored=0, errors=[])
+        prebuilt = _prebuilt_annotation_class()
+        annotations = [prebuilt(payload) for payload in payloads]
         answer = self._call(self.dataset.annotate, annotations, update=True, batch_size=len(annotations))
         return AnnotateAnswer(
             processed=int(answer.get("annotations_processed") or 0),

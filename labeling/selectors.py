@@ -1,14 +1,14 @@
 """Reads used by more than one caller."""
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
-from django.db.models import Count, F, Prefetch, Q, QuerySet, Value
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Value
 from django.http import Http404
 from django.utils import timezone
 
 from labeling.models import AnnotationLabel, CategoryAnnotation, Dataset, DatasetMember, Item, Task
-from taxonomies.models import Taxonomy
+from taxonomies.models import Label, Taxonomy
 
 
 def label_usage_counts(*, taxonomy: Taxonomy) -> dict[int, dict[str, int]]:
@@ -43,10 +43,33 @@ def dataset_list_for_user(*, user) -> QuerySet[Dataset]:
     return Dataset.objects.filter(memberships__user=user).annotate(role=F("memberships__role"))
 
 
+def dataset_create_allowed(*, user) -> bool:
+    """Who may create a dataset (and so become its admin): superusers, and users given the
+    `labeling.add_dataset` permission. The API and the Django admin both ask this."""
+    return user.is_active and user.has_perm("labeling.add_dataset")
+
+
+def dataset_list_administered_by(*, user) -> QuerySet[Dataset]:
+    """The datasets a user manages: all for a superuser, else those where they are an admin. The
+    Django admin scopes every page to these (settings.ADMIN_DATASET_SCOPE points here)."""
+    if user.is_superuser:
+        return Dataset.objects.all()
+    return Dataset.objects.filter(memberships__user=user, memberships__role=DatasetMember.Role.ADMIN)
+
+
 def dataset_id_storable(dataset_id: int) -> bool:
     """Whether an id from a URL fits the databases' 64-bit integers: a raw query given a bigger
     one fails (SQLite: OverflowError) where the ORM's lookup would just find nothing."""
     return 0 < dataset_id < 2**63
+
+
+def user_by_username(username: str):
+    """The user with this exact username, for making them a member (the API's members/ and the
+    admin's members inline); a ValidationError if there is none."""
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise ValidationError("No user has this username.")
+    return user
 
 
 def dataset_membership_sql(*, user_alias: str) -> tuple[str, str]:
@@ -145,10 +168,14 @@ def finished_annotations_for_export(*, dataset: Dataset) -> QuerySet[CategoryAnn
 
 def task_answers(*, task) -> list[dict]:
     """The current answers of a task's item or scene, in the shape the queue takes them back:
-    `{"taxonomy_name", "label" | "labels", "metadata", "status"}`."""
-    annotations = (
+    `{"taxonomy_name", "label" | "labels", "metadata", "status"}`; a multi-label answer sent back
+    for the classes added since has `new_classes` too: the only classes to ask (names, in the
+    taxonomy's order), read in one more query only then."""
+    annotations = list(
         task.target.annotations.select_related("taxonomy", "label").prefetch_related("labels").order_by("taxonomy__position", "taxonomy_id")
     )
+    asked = [label_id for annotation in annotations for label_id in annotation.asked_label_ids or ()]
+    asked_labels = list(Label.objects.filter(id__in=asked).order_by("position", "id").values_list("id", "name")) if asked else []
     answers = []
     for annotation in annotations:
         answer = {"taxonomy_name": annotation.taxonomy.taxonomy_name, "metadata": annotation.metadata, "status": annotation.status}
@@ -156,6 +183,8 @@ def task_answers(*, task) -> list[dict]:
             answer["labels"] = [label.name for label in annotation.labels.all()]
         else:
             answer["label"] = annotation.label.name if annotation.label else None
+        if annotation.asked_label_ids is not None:
+            answer["new_classes"] = [name for label_id, name in asked_labels if label_id in annotation.asked_label_ids]
         answers.append(answer)
     return answers
 
@@ -187,14 +216,37 @@ def task_list_ahead_for_user(*, dataset: Dataset, user, limit: int) -> list[Task
     return tasks
 
 
+def _image_check_failed(*, prefix: str) -> Q:
+    """A waiting `<prefix>` task whose image failed its check: an item's own, or any frame of a
+    scene's (looked up through the (scene, frame_index) index, only for waiting scene tasks)."""
+    failed_frame = Exists(Item.objects.filter(scene_id=OuterRef(f"{prefix}scene_id"), image_check=Item.ImageCheck.FAILED))
+    return Q(**{f"{prefix}state": Task.State.WAITING}) & (
+        Q(**{f"{prefix}item__image_check": Item.ImageCheck.FAILED}) | Q(failed_frame)
+    )
+
+
+def _image_check_counts(*, prefix: str) -> dict:
+    """`checking`: the `<prefix>` tasks waiting for their images' check; `failed_images`: those whose
+    image (or a frame) failed it, which are no work left: never queued, and not in a total."""
+    waiting = Q(**{f"{prefix}state": Task.State.WAITING})
+    failed = _image_check_failed(prefix=prefix)
+    return {
+        "checking": Count(f"{prefix}id", filter=waiting & ~failed),
+        "failed_images": Count(f"{prefix}id", filter=failed),
+    }
+
+
 def _progress_counts(*, user, prefix: str) -> dict:
     """Tasks in total, done, and done by `user` since midnight (in TIME_ZONE), as Count expressions
-    over `<prefix>` tasks, so the list page counts every dataset in one grouped query."""
+    over `<prefix>` tasks, so the list page counts every dataset in one grouped query. An item or
+    scene whose image failed its check is counted apart (`failed_images`), not in the total
+    (`_image_check_counts`)."""
     midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     return {
-        "total": Count(f"{prefix}id"),
+        "total": Count(f"{prefix}id", filter=~_image_check_failed(prefix=prefix)),
         "done": Count(f"{prefix}id", filter=Q(**{f"{prefix}state": Task.State.DONE})),
         "mine_today": Count(f"{prefix}id", filter=Q(**{f"{prefix}done_by": user, f"{prefix}done_at__gte": midnight})),
+        **_image_check_counts(prefix=prefix),
     }
 
 
@@ -206,6 +258,12 @@ def dataset_list_with_progress_for_user(*, user) -> QuerySet[Dataset]:
 
 def dataset_progress(*, dataset: Dataset, user) -> dict:
     return Task.objects.filter(dataset=dataset).aggregate(**_progress_counts(user=user, prefix=""))
+
+
+def dataset_image_check_counts(*, dataset: Dataset) -> dict:
+    """`checking` and `failed_images` of `dataset_progress` alone, in one query over the waiting
+    tasks only: what the queue says when it has nothing left to hand out."""
+    return Task.objects.filter(dataset=dataset, state=Task.State.WAITING).aggregate(**_image_check_counts(prefix=""))
 
 
 def taxonomy_list_for_labeling(*, dataset: Dataset) -> list[dict]:
@@ -238,7 +296,7 @@ def dataset_get_for_admin(*, user, dataset_id) -> Dataset:
     403 for a labeler (who knows it exists)."""
     dataset = dataset_get_for_user(user=user, dataset_id=dataset_id)
     if dataset.role != DatasetMember.Role.ADMIN:
-        raise PermissionDenied("Only the dataset's admins see its sync.")
+        raise PermissionDenied("Only the dataset's admins may open this page.")
     return dataset
 
 
@@ -273,3 +331,28 @@ def taxonomy_rebuild_list(*, dataset: Dataset) -> list[dict]:
         {"taxonomy_name": taxonomy.taxonomy_name, "removed": taxonomy.nucleus_labels_removed(), "resent": resent.get(taxonomy.id, 0)}
         for taxonomy in rebuilt
     ]
+
+
+def taxonomies_by_name(*, dataset: Dataset) -> dict[str, Taxonomy]:
+    return {taxonomy.taxonomy_name: taxonomy for taxonomy in dataset.taxonomies.prefetch_related("labels")}
+
+
+# Per process: dataset id -> ((created_at, taxonomies_revision), its taxonomies by name).
+_taxonomies_in_memory: dict[int, tuple[tuple, dict[str, Taxonomy]]] = {}
+
+
+def taxonomies_by_name_cached(*, dataset: Dataset) -> dict[str, Taxonomy]:
+    """`taxonomies_by_name`, kept in memory per process and read again when the dataset's
+    `taxonomies_revision` has moved (every taxonomy or label change bumps it), so the labeling
+    queue's submits do not read the same taxonomies thousands of times an hour.
+
+    The dataset must have been read in this request (as the API's dataset lookup does), so its
+    revision is current. The taxonomies returned are shared between requests: read them only."""
+    # created_at tells apart a dataset that reuses a deleted one's id (SQLite reuses ids).
+    version = (dataset.created_at, dataset.taxonomies_revision)
+    cached = _taxonomies_in_memory.get(dataset.id)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    taxonomies = taxonomies_by_name(dataset=dataset)
+    _taxonomies_in_memory[dataset.id] = (version, taxonomies)
+    return taxonomies

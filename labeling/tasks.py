@@ -4,13 +4,26 @@ acknowledged late so a worker that dies mid-task leaves the message to be run ag
 from celery import shared_task
 from django.conf import settings
 
-from labeling.services.images import item_image_sizes_fill
+from labeling.services.images import item_image_sizes_fill, item_images_verify, item_images_verify_sweep
 from labeling.services.sync import sync_run, sync_sweep
 
 
 @shared_task(name="labeling.items_fill_image_sizes", acks_late=True, reject_on_worker_lost=True)
 def items_fill_image_sizes(item_ids: list[int]) -> int:
     return item_image_sizes_fill(item_ids=item_ids)
+
+
+@shared_task(name="labeling.items_verify_images", acks_late=True, reject_on_worker_lost=True)
+def items_verify_images(item_ids: list[int]) -> dict[str, int]:
+    """Decode these items' uploads in child processes under the IMAGE_VERIFY_* limits. Idempotent:
+    only items still pending are verified."""
+    return item_images_verify(item_ids=item_ids)
+
+
+@shared_task(name="labeling.items_verify_images_sweep", acks_late=True, reject_on_worker_lost=True)
+def items_verify_images_sweep() -> int:
+    """Run by `celery beat` every IMAGE_VERIFY_SWEEP_SECONDS: enqueue again the uploads still pending."""
+    return item_images_verify_sweep()
 
 
 @shared_task(name="labeling.sync_dataset", acks_late=True, reject_on_worker_lost=True)

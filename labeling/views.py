@@ -27,6 +27,7 @@ from labeling.services.sync import (
     sync_taxonomy_renames,
     sync_waiting_for_items,
 )
+from taxonomies.models import PAGE_KEYS
 
 TASK_URL_PLACEHOLDER = "__reference_id__"
 
@@ -54,6 +55,8 @@ def dataset_label(request: HttpRequest, dataset_id: int) -> HttpResponse:
             "datasets": reverse("labeling:dataset-list"),
         },
         "csrf_token": get_token(request),
+        # The page's own keys, from the list hotkey validation reads.
+        "keys": PAGE_KEYS,
     }
     return render(request, "labeling/label.html", {"dataset": dataset, "progress": progress, "page_data": page_data})
 

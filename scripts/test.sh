@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test suite on every database we promise to support: PostgreSQL, if it answers on
 # 127.0.0.1:5432, and then SQLite, always, because the constraint and concurrency guarantees must
-# hold on both. Arguments go to pytest (`make test ARGS="-k hotkey"`). Exits non-zero if any run
-# fails or collects no test.
+# hold on both; then the page's JavaScript modules with `node --test` when node is installed.
+# Arguments go to pytest (`make test ARGS="-k hotkey"`). Exits non-zero if any run fails or
+# collects no test.
 #
 # If Redis answers on 127.0.0.1:6379, TEST_REDIS_URL=redis://127.0.0.1:6379/15 is exported for the
 # tests that start a real Celery worker on a real broker; they skip without it. It is not REDIS_URL,
@@ -75,6 +76,19 @@ else
   summary+=("PostgreSQL: skipped, not answering on 127.0.0.1:5432 (${postgres_probe:-probe failed})")
 fi
 run_suite "SQLite" "" "$@"
+
+# The page's pure ES modules (static/labeling/), with Node's own test runner; no npm packages.
+if command -v node >/dev/null 2>&1; then
+  printf '\n=== JavaScript (node --test tests/js/) ===\n'
+  if node --test tests/js/; then
+    summary+=("JavaScript: passed")
+  else
+    summary+=("JavaScript: FAILED (node --test tests/js/)")
+    failed=1
+  fi
+else
+  summary+=("JavaScript: skipped, node is not installed (on Debian: apt-get install nodejs)")
+fi
 
 if [ "$redis_probe" = ok ]; then
   summary+=("Redis: TEST_REDIS_URL=$REDIS_TEST_URL exported for the broker tests")

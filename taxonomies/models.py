@@ -13,6 +13,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
+from taxonomies.text import validate_name_text
+
 # Nucleus puts taxonomy names into URL paths without encoding them (DELETE dataset/{id}/taxonomy/{name}).
 url_safe_name_validator = RegexValidator(
     regex=r"^[^/?#]+$",
@@ -26,8 +28,28 @@ taxonomy_name_validator = RegexValidator(
     message="Must not contain '/', '?' or '#' (Nucleus puts it in URLs without encoding it) "
     "or ':' (it names the True/False taxonomies of multi-label taxonomies on Nucleus).",
 )
-# Keys the labeling page keeps for itself; a label cannot take them as its hotkey.
-RESERVED_HOTKEYS = frozenset("0123456789sz?+-")
+# The labeling page's keys (KeyboardEvent.key values) by what they do. The page reads this map from
+# its page data, so validation and the page cannot disagree about which keys are taken.
+PAGE_KEYS: dict[str, tuple[str, ...]] = {
+    "pick": tuple("123456789"),  # the n-th label of the current taxonomy
+    "help": ("?",),
+    "back": ("z", "Z", "Backspace"),
+    "submit": ("Enter",),
+    "skip": ("s", "S"),
+    "leave": ("Escape",),  # back to the current item; closes the help and the metadata editor
+    "next_taxonomy": ("Tab", "ArrowDown"),  # Shift+Tab: the previous one
+    "previous_taxonomy": ("ArrowUp",),
+    "clear": ("Delete",),
+    "metadata": ("M",),  # Shift+M
+    "zoom_in": ("+", "="),
+    "zoom_out": ("-", "_"),
+    "fit": ("0",),
+    "previous_frame": ("ArrowLeft",),
+    "next_frame": ("ArrowRight",),
+    "play": (" ",),
+}
+# A label cannot take a key the page keeps for itself as its hotkey.
+RESERVED_HOTKEYS = frozenset(key for keys in PAGE_KEYS.values() for key in keys if len(key) == 1)
 
 
 def validate_hotkey(value: str) -> None:
@@ -36,9 +58,8 @@ def validate_hotkey(value: str) -> None:
     if value.lower() != value:
         raise ValidationError("Hotkeys are lower-case letters or symbols ('a', not 'A').")
     if value in RESERVED_HOTKEYS:
-        raise ValidationError(
-            f"'{value}' is reserved by the labeling page (digits, s, z, ?, +, -): pick another key."
-        )
+        taken = " ".join(sorted(key for key in RESERVED_HOTKEYS if key == key.lower() and not key.isspace()))
+        raise ValidationError(f"'{value}' is reserved by the labeling page ({taken}): pick another key.")
 
 
 class TaxonomyQuerySet(models.QuerySet):
@@ -60,7 +81,7 @@ class Taxonomy(models.Model):
     )
     taxonomy_name = models.CharField(
         max_length=200,
-        validators=[taxonomy_name_validator],
+        validators=[taxonomy_name_validator, validate_name_text],
         help_text="The name Nucleus knows the taxonomy by; unique in the dataset, without / ? # :.",
     )
     type = models.CharField(max_length=20, choices=Type.choices, default=Type.CATEGORY)
@@ -174,7 +195,9 @@ class Taxonomy(models.Model):
 class Label(models.Model):
     taxonomy = models.ForeignKey(Taxonomy, on_delete=models.CASCADE, related_name="labels")
     name = models.CharField(
-        max_length=200, help_text="The label as Nucleus stores it, e.g. 'shirt'. Unique in the taxonomy."
+        max_length=200,
+        validators=[validate_name_text],
+        help_text="The label as Nucleus stores it, e.g. 'shirt'. Unique in the taxonomy.",
     )
     hotkey = models.CharField(
         max_length=1,
@@ -219,13 +242,14 @@ class Label(models.Model):
     def clean(self) -> None:
         if self.name != self.name.strip():
             raise ValidationError({"name": "A label cannot start or end with spaces."})
-        taxonomy = self.taxonomy if self.taxonomy_id else None
+        # The admin's add page checks its label rows against a taxonomy not saved yet (set on the row).
+        taxonomy = self.taxonomy if self.taxonomy_id or Label.taxonomy.is_cached(self) else None
         if taxonomy is not None and self.hotkey:
             # The labeling page shows every taxonomy of the dataset at once, so a hotkey must pick
             # one label in the whole dataset. (Within one taxonomy the database enforces it too.)
             taken = (
                 Label.objects.filter(taxonomy__dataset_id=taxonomy.dataset_id, hotkey=self.hotkey)
-                .exclude(taxonomy_id=taxonomy.id)
+                .exclude(taxonomy_id=taxonomy.pk or 0)
                 .select_related("taxonomy")
                 .first()
             )

@@ -99,7 +99,7 @@ def taxonomy_add_labels(*, taxonomy: Taxonomy, labels: Iterable) -> list[Label]:
     labels the taxonomy already has are left as they are; only the new ones are returned."""
     specs, errors = _parse_label_specs(labels)
     with transaction.atomic():
-        existing = {label.name: label for label in taxonomy.labels.select_for_update()}
+        existing = {label.name: label for label in taxonomy.labels.select_for_update().order_by("id")}  # id order: the order every write locks labels in
         new_specs = [(index, spec) for index, spec in specs if spec.name not in existing]
         last = max((label.position for label in existing.values()), default=-1)
         added = _labels_insert(taxonomy=taxonomy, indexed_specs=new_specs, first_position=last + 1, errors=errors)
@@ -126,7 +126,7 @@ def label_update(*, label: Label, name: str, hotkey: str, position: int) -> Labe
 def taxonomy_reorder_labels(*, taxonomy: Taxonomy, label_ids: list[int]) -> None:
     """Put the taxonomy's labels in the given order; every label must be named exactly once."""
     with transaction.atomic():
-        labels = {label.id: label for label in taxonomy.labels.select_for_update()}
+        labels = {label.id: label for label in taxonomy.labels.select_for_update().order_by("id")}
         if sorted(label_ids) != sorted(labels):
             raise ValidationError({"label_ids": "Give every label of the taxonomy exactly once."})
         for position, label_id in enumerate(label_ids):

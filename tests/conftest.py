@@ -3,7 +3,7 @@
 import pytest
 
 from labeling.models import DatasetMember
-from labeling.services.annotations import _taxonomies_in_memory
+from labeling.selectors import _taxonomies_in_memory
 from tests.factories import DatasetFactory, DatasetMemberFactory, UserFactory
 
 

@@ -4,6 +4,7 @@ import io
 
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
@@ -104,3 +105,11 @@ class CategoryAnnotationFactory(factory.django.DjangoModelFactory):
     item = factory.SubFactory(ItemFactory)
     dataset = factory.LazyAttribute(lambda annotation: annotation.item.dataset)
     taxonomy = factory.SubFactory(TaxonomyFactory, dataset=factory.SelfAttribute("..dataset"))
+
+
+def with_permission(user, permission: str):
+    """The user, given a model permission ("labeling.add_dataset"), fresh from the database (a
+    user object caches its permissions once asked)."""
+    app_label, codename = permission.split(".")
+    user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    return get_user_model().objects.get(pk=user.pk)

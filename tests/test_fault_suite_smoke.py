@@ -106,10 +106,10 @@ def test_api_submits_arrive_once_with_their_latest_label_through_broker_nucleus_
     assert dead_claim.exists()  # it died holding a batch
     # The killed request still lands (the fake writes it after HELD_SECONDS); only then does the
     # dead worker's claim run out, as NUCLEUS_SYNC_CLAIM_SECONDS > NUCLEUS_TIMEOUT_SECONDS ensures.
-    held = fake_nucleus.requests_to("annotate")[before].json["annotations"]
+    held = list(dead_claim.values_list("item__reference_id", "taxonomy__taxonomy_name", "label__name"))
     landed = lambda: all(  # noqa: E731
-        fake_nucleus.labels(linked.nucleus_dataset_id).get((payload["reference_id"], payload["taxonomy_name"])) == payload["label"]
-        for payload in held
+        fake_nucleus.labels(linked.nucleus_dataset_id).get((reference_id, taxonomy_name)) == label
+        for reference_id, taxonomy_name, label in held
     )
     wait_for(landed, timeout=HELD_SECONDS + 15, what="the killed request to land")
     dead_claim.update(sync_claimed_until=timezone.now() - timedelta(seconds=1))

@@ -15,7 +15,7 @@ from labeling.errors import BatchInvalid, RowError
 from labeling.models import CategoryAnnotation
 from labeling.nucleus import annotation_payloads
 from labeling.selectors import annotation_list, finished_annotations_for_export
-from labeling.services.annotations import annotations_import
+from labeling.services.annotations_import import annotations_import
 
 
 class AnnotationOutput(serializers.ModelSerializer):
@@ -83,7 +83,10 @@ class AnnotationListApi(DatasetApi):
     @idempotent
     def post(self, request: Request, dataset_id: int) -> Response:
         """Create or update finished annotations: one `{"reference_id", "taxonomy_name", "label"
-        (or "labels" for a multi-label taxonomy), "metadata"}` or a list of them, all or none."""
+        (or "labels" for a multi-label taxonomy), "metadata"}` or a list of them, all or none. The
+        way scripts bring existing labels in, with an admin's token; a labeler's token may write only
+        what submit/ lets them (the item they hold, their own finished work): 409 or 403 naming
+        each refused row otherwise."""
         if not isinstance(request.data, (dict, list)):
             raise BatchInvalid([RowError(index=None, field="", message="Send an annotation object or a list of them.")])
         rows = request.data if isinstance(request.data, list) else [request.data]
@@ -93,7 +96,7 @@ class AnnotationListApi(DatasetApi):
         if not_objects:
             # annotations_import reads every row as a dict before it checks them one by one.
             raise BatchInvalid([RowError(index=index, field="", message="Each annotation is a JSON object.") for index in not_objects])
-        saved = annotations_import(dataset=self.dataset, rows=rows, annotator=request.user)
+        saved = annotations_import(dataset=self.dataset, rows=rows, annotator=request.user, role=self.dataset.role)
         ids = [result.annotation.id for result in saved]
         annotations = annotation_list(dataset=self.dataset, filters={}).filter(id__in=ids)
         return Response(AnnotationOutput(annotations, many=True).data, status=status.HTTP_200_OK)
@@ -104,9 +107,10 @@ class ExportApi(DatasetApi):
     def get(self, request: Request, dataset_id: int) -> StreamingHttpResponse:
         """Every finished annotation as JSON Lines, one line per annotation exactly as the Nucleus
         SDK's `CategoryAnnotation(...).to_payload()` / `SceneCategoryAnnotation(...).to_payload()`
-        builds it; a multi-label annotation is one True/False line per label of its taxonomy."""
+        builds it; a multi-label annotation is one True/False line per class its labeler was shown
+        (classes added to the taxonomy since are not in it). The same payloads the sync sends."""
         annotations = finished_annotations_for_export(dataset=self.dataset).iterator(chunk_size=2000)
-        lines = (json.dumps(payload) + "\n" for payload in annotation_payloads(annotations))
+        lines = (json.dumps(payload) + "\n" for annotation in annotations for payload in annotation_payloads(annotation))
         response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
         response["Content-Disposition"] = f'attachment; filename="dataset-{self.dataset.id}-annotations.jsonl"'
         return response

@@ -14,8 +14,18 @@ from rest_framework.views import APIView
 from labeling.api.authentication import DATASET_FOR_USER
 from labeling.models import DatasetMember
 from labeling.selectors import dataset_get_for_user
+from taxonomies.text import validate_name_text
 
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
+
+
+class NameField(serializers.CharField):
+    """A new name (a dataset's, a taxonomy's): checked as sent, before DRF trims the spaces around
+    it, so that a control character at an end is refused rather than dropped."""
+
+    def to_internal_value(self, data):
+        validate_name_text(data)
+        return super().to_internal_value(data)
 
 
 class DatasetApi(APIView):

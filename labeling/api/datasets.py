@@ -1,6 +1,6 @@
 """datasets/, datasets/{id}/ and datasets/{id}/members/."""
 
-from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -8,10 +8,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling.api.base import DatasetApi
+from labeling.api.base import DatasetApi, NameField
 from labeling.api.idempotency import idempotent
 from labeling.models import Dataset, DatasetMember
-from labeling.selectors import dataset_list_for_user
+from labeling.selectors import dataset_create_allowed, dataset_list_for_user, user_by_username
 from labeling.services.datasets import dataset_create, dataset_member_remove, dataset_member_set, dataset_update
 
 
@@ -45,7 +45,7 @@ class DatasetSavedOutput(DatasetOutput):
 
 class DatasetListApi(APIView):
     class InputSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=200)
+        name = NameField(max_length=200)
         kind = serializers.ChoiceField(choices=Dataset.Kind.choices, default=Dataset.Kind.IMAGES)
         nucleus_dataset_id = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
         nucleus_push_items = serializers.BooleanField(required=False, default=False, help_text=PUSH_ITEMS_HELP)
@@ -54,9 +54,13 @@ class DatasetListApi(APIView):
     def get(self, request: Request) -> Response:
         return Response(DatasetOutput(dataset_list_for_user(user=request.user), many=True).data)
 
-    @extend_schema(request=InputSerializer, responses={201: DatasetSavedOutput})
+    @extend_schema(request=InputSerializer, responses={201: DatasetSavedOutput, 403: None})
     @idempotent
     def post(self, request: Request) -> Response:
+        """Create a dataset and become its admin: for superusers and users given `labeling.add_dataset`."""
+        # Before the body is read: a refused user learns nothing of other datasets (a name taken, a Nucleus link).
+        if not dataset_create_allowed(user=request.user):
+            raise PermissionDenied("You may not create datasets; ask an administrator for the labeling.add_dataset permission.")
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         dataset = dataset_create(**data.validated_data, created_by=request.user)
@@ -68,7 +72,7 @@ class DatasetDetailApi(DatasetApi):
     admin_methods = frozenset({"PATCH"})
 
     class InputSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=200, required=False)
+        name = NameField(max_length=200, required=False)
         nucleus_dataset_id = serializers.CharField(max_length=100, required=False, allow_blank=True)
         nucleus_push_items = serializers.BooleanField(required=False, help_text=PUSH_ITEMS_HELP)
 
@@ -98,10 +102,7 @@ class MemberListApi(DatasetApi):
         role = serializers.ChoiceField(choices=DatasetMember.Role.choices)
 
         def validate_username(self, username: str):
-            user = get_user_model().objects.filter(username=username).first()
-            if user is None:
-                raise serializers.ValidationError("No user has this username.")
-            return user
+            return user_by_username(username)  # its ValidationError becomes this field's 400
 
     @extend_schema(responses=MemberOutput(many=True))
     def get(self, request: Request, dataset_id: int) -> Response:

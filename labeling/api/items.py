@@ -6,13 +6,12 @@ from django.db.models import Count
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from labeling.api.base import DatasetApi, keyset_page
 from labeling.api.idempotency import idempotent
-from labeling.api.parsers import JSONParser
+from labeling.api.parsers import FormParser, JSONParser, MultiPartParser
 from labeling.errors import BatchInvalid, RowError
 from labeling.importing import FORMATS, format_from_name, rows_from_bytes
 from labeling.models import Item, Scene, Task
@@ -25,11 +24,19 @@ LIST_FILTERS = ["status", "taxonomy", "label", "annotator", "reference_id"]
 
 class ItemOutput(serializers.ModelSerializer):
     image_url = serializers.SerializerMethodField()
-    status = serializers.CharField(source="task.state", help_text="open or done in the labeling queue.")
+    status = serializers.CharField(
+        source="task.state",
+        help_text="open or done in the labeling queue; waiting while its uploaded image is being checked, or if it failed.",
+    )
+    image_check = serializers.CharField(
+        help_text="ok; pending while an uploaded image is being decoded and checked (its task waits); failed if it "
+        "could not be used (image_error says why; it is never handed out)."
+    )
+    image_error = serializers.CharField(help_text="Why the uploaded image failed its check; empty otherwise.")
 
     class Meta:
         model = Item
-        fields = ["id", "reference_id", "image_url", "width", "height", "metadata", "status", "created_at"]
+        fields = ["id", "reference_id", "image_url", "width", "height", "metadata", "status", "image_check", "image_error", "created_at"]
 
     def get_image_url(self, item: Item) -> str:
         return item.image_src
@@ -46,6 +53,7 @@ class FilterParams(serializers.Serializer):
 class ItemListApi(DatasetApi):
     admin_methods = frozenset({"POST"})
     parser_classes = [JSONParser, MultiPartParser, FormParser]
+    upload_fields = frozenset({"file", "images"})  # the multipart fields read as files
 
     @extend_schema(
         parameters=[FilterParams, OpenApiParameter("after", int), OpenApiParameter("limit", int)],
@@ -87,6 +95,9 @@ def rows_from_request(request: Request) -> list:
         if not isinstance(request.data, list):
             raise BatchInvalid([RowError(index=None, field="", message="Send a JSON list of rows.")])
         return refuse_upload_field(request.data)
+    sent_as_text = [name for name in sorted(ItemListApi.upload_fields) if name in request.data and name not in request.FILES]
+    if sent_as_text:
+        raise BatchInvalid([RowError(index=None, field=name, message="Expected a file here, not text.") for name in sent_as_text])
     if "file" in request.FILES:
         if "images" in request.FILES:
             raise BatchInvalid([RowError(index=None, field="images", message="Send either a file of rows or images, not both.")])

@@ -11,8 +11,8 @@ from rest_framework.response import Response
 
 from labeling.api.annotations import DATETIME, AnnotationOutput
 from labeling.api.base import DatasetApi
-from labeling.models import DatasetMember, Task
-from labeling.selectors import task_answers, task_list_ahead_for_user
+from labeling.models import Task
+from labeling.selectors import dataset_image_check_counts, task_answers, task_list_ahead_for_user
 from labeling.services.annotations import AnnotationSaved
 from labeling.services.queue import TaskHeld, task_draft_save, task_for_reference_id, task_next, task_skip, task_submit
 
@@ -63,7 +63,9 @@ class TaskOutput(serializers.Serializer):
 
 class TaskWithAnswersOutput(TaskOutput):
     annotations = serializers.SerializerMethodField(
-        help_text="The current answers (drafts and finished), in the shape submit/ takes them, with their `status`."
+        help_text="The current answers (drafts and finished), in the shape submit/ takes them, with their `status`. "
+        "A multi-label answer sent back for the classes added since has `new_classes`: ask only those (and send "
+        "them as `shown`); its other classes keep their answers."
     )
 
     def get_annotations(self, task: Task) -> list[dict]:
@@ -86,27 +88,58 @@ def held_output(held: TaskHeld) -> dict:
     return TaskWithAnswersOutput(held.task, context={"answered": held.answered}).data
 
 
+# When the queue has nothing left for the labeler, why some work may still come (or never will).
+QUEUE_CHECKING_HEADER = "Queue-Checking"
+QUEUE_FAILED_HEADER = "Queue-Failed"
+
+
+def queue_empty_headers(dataset) -> dict[str, str]:
+    """The headers of an answer that has no task to hand out: how many items (or scenes) wait for
+    their images' check and come into the queue when they pass, and how many failed it. One query,
+    only then: an answer that hands out a task costs what it did."""
+    counts = dataset_image_check_counts(dataset=dataset)
+    return {QUEUE_CHECKING_HEADER: str(counts["checking"]), QUEUE_FAILED_HEADER: str(counts["failed_images"])}
+
+
+def queue_empty_header_docs(status_code: int) -> list[OpenApiParameter]:
+    """The schema of `queue_empty_headers`, on the answer (`status_code`) that carries them."""
+    said = {
+        QUEUE_CHECKING_HEADER: "items (or scenes) whose images are still being checked; they come into the queue when they pass.",
+        QUEUE_FAILED_HEADER: "items (or scenes) whose image failed its check (the dataset's admins see why).",
+    }
+    return [
+        OpenApiParameter(
+            name, int, OpenApiParameter.HEADER, response=[status_code], description=f"Only when nothing is left for you: {text}"
+        )
+        for name, text in said.items()
+    ]
+
+
 class NextApi(DatasetApi):
-    @extend_schema(request=None, responses={200: TaskWithAnswersOutput, 204: None})
+    @extend_schema(request=None, responses={200: TaskWithAnswersOutput, 204: None}, parameters=queue_empty_header_docs(204))
     def post(self, request: Request, dataset_id: int) -> Response:
         """The item or scene you hold (its lease renewed), else the next one, under a lease, with its
-        current `annotations` (a draft you left is restored from them); 204 when nothing is left."""
+        current `annotations` (a draft you left is restored from them); 204 when nothing is left, with
+        the `Queue-Checking` and `Queue-Failed` headers (work still to come, work that never will)."""
         held = task_next(dataset=self.dataset, user=request.user)
         if held is None:
-            return Response(status=status.HTTP_204_NO_CONTENT)
+            return Response(status=status.HTTP_204_NO_CONTENT, headers=queue_empty_headers(self.dataset))
         return Response(held_output(held))
 
 
 class SubmitApi(DatasetApi):
     class InputSerializer(serializers.Serializer):
-        reference_id = serializers.CharField()
+        # Matched exactly as sent (here, in skip/ and draft/): trimmed, "r\x85" would name the item "r".
+        reference_id = serializers.CharField(trim_whitespace=False)
         annotations = serializers.ListField(child=serializers.DictField(), allow_empty=True)
 
     @extend_schema(request=InputSerializer, responses={200: AnnotationOutput(many=True)})
     def post(self, request: Request, dataset_id: int) -> Response:
         """Answer every required taxonomy of the item or scene: each annotation is `{"taxonomy_name",
-        "label" (or "labels"), "metadata"}`. Stored as finished in one transaction; 409 if another
-        labeler holds it, 403 if another labeler finished it and you are not an admin."""
+        "label" (or "labels"), "metadata"}`. Stored as finished in one transaction. A labeler may
+        submit the item they hold (from next/) or change their own finished work: 409 if another
+        labeler holds it or it was never handed to you, 403 if another labeler finished it. Admins
+        may submit anything."""
         return Response(saved_output(submit_from_request(self, request)))
 
 
@@ -119,7 +152,7 @@ def submit_from_request(api: DatasetApi, request: Request) -> list[AnnotationSav
         user=request.user,
         reference_id=data.validated_data["reference_id"],
         rows=data.validated_data["annotations"],
-        may_change_others_work=api.dataset.role == DatasetMember.Role.ADMIN,
+        role=api.dataset.role,
     )
 
 
@@ -128,19 +161,22 @@ class SubmitAndNextApi(DatasetApi):
         annotations = AnnotationOutput(many=True)
         next = TaskWithAnswersOutput(allow_null=True, help_text="What next/ hands out now; null when nothing is left.")
 
-    @extend_schema(request=SubmitApi.InputSerializer, responses={200: OutputSerializer})
+    @extend_schema(request=SubmitApi.InputSerializer, responses={200: OutputSerializer}, parameters=queue_empty_header_docs(200))
     def post(self, request: Request, dataset_id: int) -> Response:
         """submit/, then next/, in one round trip: the labeling page shows the next item as soon as
         this answers. The submit is committed before the next task is claimed (a failure of the
-        second step leaves the first one stored; asking next/ again is then safe)."""
+        second step leaves the first one stored; asking next/ again is then safe). When `next` is
+        null, the headers say what next/'s 204 says."""
         saved = submit_from_request(self, request)
         following = task_next(dataset=self.dataset, user=request.user)
-        return Response({"annotations": saved_output(saved), "next": None if following is None else held_output(following)})
+        if following is None:
+            return Response({"annotations": saved_output(saved), "next": None}, headers=queue_empty_headers(self.dataset))
+        return Response({"annotations": saved_output(saved), "next": held_output(following)})
 
 
 class SkipApi(DatasetApi):
     class InputSerializer(serializers.Serializer):
-        reference_id = serializers.CharField()
+        reference_id = serializers.CharField(trim_whitespace=False)
 
     @extend_schema(request=InputSerializer, responses={204: None})
     def post(self, request: Request, dataset_id: int) -> Response:
@@ -154,18 +190,22 @@ class SkipApi(DatasetApi):
 
 class DraftApi(DatasetApi):
     class InputSerializer(serializers.Serializer):
-        reference_id = serializers.CharField()
+        reference_id = serializers.CharField(trim_whitespace=False)
         annotations = serializers.ListField(child=serializers.DictField(), allow_empty=True)
 
     @extend_schema(request=InputSerializer, responses={200: AnnotationOutput(many=True)})
     def post(self, request: Request, dataset_id: int) -> Response:
         """Keep unfinished answers of the item or scene you hold, so leaving mid-item loses nothing:
-        the same rows as submit/, where a single-label taxonomy may have `"label": null`. Answers
-        already finished are left as they are (submit changes them). 409 if another labeler holds it."""
+        the same rows as submit/, where a single-label taxonomy may have `"label": null` and a
+        multi-label one `"labels": null` (unanswered: its draft is forgotten; `[]` is "None of these"). Answers
+        already finished are left as they are (submit changes them). The same rule as submit/ decides
+        who may (409 if another labeler holds it or you were not handed it, 403 if another finished it)."""
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         task = task_for_reference_id(dataset=self.dataset, reference_id=data.validated_data["reference_id"])
-        saved = task_draft_save(dataset=self.dataset, user=request.user, task=task, rows=data.validated_data["annotations"])
+        saved = task_draft_save(
+            dataset=self.dataset, user=request.user, role=self.dataset.role, task=task, rows=data.validated_data["annotations"]
+        )
         return Response(saved_output(saved))
 
 

@@ -1,4 +1,5 @@
-"""datasets/{id}/taxonomies/ and their labels, with Nucleus's add_taxonomy semantics."""
+"""datasets/{id}/taxonomies/ and their labels, with Nucleus's add_taxonomy semantics, and
+taxonomies/{name}/ask-new-classes/ (finished answers back to the queue for the classes added since)."""
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
@@ -6,9 +7,10 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from labeling.api.base import DatasetApi
+from labeling.api.base import DatasetApi, NameField
 from labeling.api.idempotency import idempotent
-from labeling.services.annotations import label_remove, taxonomy_remove
+from labeling.services.taxonomy_removals import label_remove, taxonomy_remove
+from labeling.services.new_classes import taxonomy_ask_new_classes
 from taxonomies.models import Label, Taxonomy
 from taxonomies.services import TaxonomyAddStatus, label_update, taxonomy_add, taxonomy_add_labels, taxonomy_update
 
@@ -62,7 +64,7 @@ class TaxonomyListApi(DatasetApi):
     admin_methods = frozenset({"POST"})
 
     class InputSerializer(serializers.Serializer):
-        taxonomy_name = serializers.CharField(max_length=200)
+        taxonomy_name = NameField(max_length=200)
         type = serializers.ChoiceField(choices=Taxonomy.Type.choices, default=Taxonomy.Type.CATEGORY)
         labels = serializers.ListField(child=LabelField(), allow_empty=False)
         multi_label = serializers.BooleanField(default=False)
@@ -91,7 +93,7 @@ class TaxonomyDetailApi(DatasetApi):
     admin_methods = frozenset({"PATCH", "DELETE"})
 
     class InputSerializer(serializers.Serializer):
-        taxonomy_name = serializers.CharField(max_length=200, required=False)
+        taxonomy_name = NameField(max_length=200, required=False)
         applies_to = serializers.ChoiceField(choices=Taxonomy.AppliesTo.choices, required=False)
         required = serializers.BooleanField(required=False)
         position = serializers.IntegerField(min_value=0, required=False)
@@ -122,6 +124,33 @@ class TaxonomyDetailApi(DatasetApi):
         confirm = request.query_params.get("confirm", "").lower() in {"1", "true", "yes"}
         taxonomy_remove(taxonomy=self.taxonomy(taxonomy_name), confirm=confirm)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AskNewClassesApi(DatasetApi):
+    admin_methods = frozenset({"POST"})
+
+    class InputSerializer(serializers.Serializer):
+        reference_ids = serializers.ListField(
+            child=serializers.CharField(), required=False, allow_empty=False,
+            help_text="Only these items or scenes; without it, every finished answer of the taxonomy.",
+        )
+
+    class OutputSerializer(serializers.Serializer):
+        annotations = serializers.IntegerField(help_text="Answers sent back.")
+        tasks_reopened = serializers.IntegerField(help_text="Their tasks that were done and are open in the queue again.")
+        classes = serializers.ListField(child=serializers.CharField(), help_text="The classes asked, in the taxonomy's order.")
+
+    @extend_schema(request=InputSerializer, responses=OutputSerializer)
+    def post(self, request: Request, dataset_id: int, taxonomy_name: str) -> Response:
+        """Send the finished answers of a multi-label taxonomy back to the queue for just the classes
+        added since their labeler answered: the labeling page then shows only those classes for those
+        items, and their answers add the new True/False payloads. Nothing is sent to Nucleus again
+        until then. 400 for a single-label taxonomy (appended labels change nothing for its answers)."""
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        taxonomy = get_object_or_404(self.dataset.taxonomies.select_related("dataset"), taxonomy_name=taxonomy_name)
+        asked = taxonomy_ask_new_classes(taxonomy=taxonomy, reference_ids=data.validated_data.get("reference_ids"))
+        return Response(self.OutputSerializer(asked).data)
 
 
 class LabelListApi(DatasetApi):

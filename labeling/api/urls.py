@@ -16,6 +16,11 @@ urlpatterns = [
         name="taxonomy-detail",
     ),
     path(
+        "datasets/<int:dataset_id>/taxonomies/<str:taxonomy_name>/ask-new-classes/",
+        taxonomies.AskNewClassesApi.as_view(),
+        name="taxonomy-ask-new-classes",
+    ),
+    path(
         "datasets/<int:dataset_id>/taxonomies/<str:taxonomy_name>/labels/",
         taxonomies.LabelListApi.as_view(),
         name="label-list",

@@ -1,11 +1,14 @@
 """Storing the demo: two datasets, their taxonomies, images and scenes, two demo users, and a few
 finished annotations, all through the services.
 
-Loading is idempotent: rows are found by their natural keys (dataset name, taxonomy_name,
-reference_id) and only what is missing is created, so each image is drawn and stored once, and a demo
-annotation that someone has since changed keeps their answer. There is no transaction around a whole
-dataset: uploads write files, which we keep out of long transactions, and every service call is
-atomic on its own. A run that stops half-way keeps what it finished, and the next run adds the rest.
+Each demo dataset is loaded once. It is built under a working name ("Demo images (loading)") and
+takes its demo name as the last step, so a dataset with the demo name is complete and later runs leave
+it exactly as they find it: whatever an admin renamed, re-keyed, removed or relabelled since stays
+that way, and nothing of the demo's is added back (later runs only reset the demo users' passwords).
+There is no transaction around a whole dataset: uploads write files, which we keep out of long
+transactions, and every service call is atomic on its own. A run that stops half-way leaves the
+dataset under its working name, and the next run adds what is missing (rows found by their natural
+keys: taxonomy_name, reference_id) and then names it.
 """
 
 import secrets
@@ -29,14 +32,16 @@ from labeling.demo.specs import (
     image_specs,
 )
 from labeling.models import Dataset, DatasetMember, Item, Scene
-from labeling.services.annotations import annotation_save, tasks_mark_done_if_answered
-from labeling.services.datasets import dataset_create, dataset_member_set
+from labeling.services.annotations import annotation_save
+from labeling.services.annotations_import import tasks_mark_done_if_answered
+from labeling.services.datasets import dataset_create, dataset_member_set, dataset_update
 from labeling.services.items import item_create, scene_create
 from taxonomies.models import Taxonomy
 from taxonomies.services import taxonomy_add_labels, taxonomy_create
 
 ADMIN_USERNAME = "admin"
 LABELER_USERNAME = "labeler"
+LOADING_SUFFIX = " (loading)"
 TALLIED = ("datasets", "taxonomies", "labels", "items", "scenes", "annotations")
 
 
@@ -52,6 +57,7 @@ class DatasetLoaded:
 
     name: str
     tallies: dict[str, Tally] = field(default_factory=lambda: {noun: Tally() for noun in TALLIED})
+    already_loaded: bool = False  # a complete demo dataset was there: this run left it alone
 
 
 @dataclass(frozen=True)
@@ -67,16 +73,16 @@ class DemoLoaded:
 
 
 def demo_load(*, keep_passwords: bool) -> DemoLoaded:
-    """Create whatever of the demo is missing. The demo users get fresh passwords, returned in the
-    clear to be shown once; with `keep_passwords`, only accounts created now get one."""
+    """Load the demo datasets that are not loaded yet. The demo users get fresh passwords, returned
+    in the clear to be shown once; with `keep_passwords`, only accounts created now get one."""
     admin, admin_login = _demo_user_ensure(username=ADMIN_USERNAME, superuser=True, keep_password=keep_passwords)
     labeler, labeler_login = _demo_user_ensure(
         username=LABELER_USERNAME, superuser=False, keep_password=keep_passwords
     )
     return DemoLoaded(
         datasets=[
-            _images_dataset_load(admin=admin, labeler=labeler),
-            _scenes_dataset_load(admin=admin, labeler=labeler),
+            _dataset_load(IMAGES_DATASET_NAME, kind=Dataset.Kind.IMAGES, fill=_images_fill, admin=admin, labeler=labeler),
+            _dataset_load(SCENES_DATASET_NAME, kind=Dataset.Kind.SCENES, fill=_scenes_fill, admin=admin, labeler=labeler),
         ],
         logins=[admin_login, labeler_login],
     )
@@ -97,9 +103,29 @@ def _demo_user_ensure(*, username: str, superuser: bool, keep_password: bool) ->
     return user, DemoLogin(username=username, password=password)
 
 
-def _images_dataset_load(*, admin, labeler) -> DatasetLoaded:
-    loaded = DatasetLoaded(name=IMAGES_DATASET_NAME)
-    dataset = _dataset_ensure(loaded, kind=Dataset.Kind.IMAGES, admin=admin, labeler=labeler)
+def _dataset_load(name: str, *, kind: str, fill, admin, labeler) -> DatasetLoaded:
+    """Leave a dataset with the demo name alone; else create (or finish) it under its working name,
+    fill it and give it the demo name."""
+    loaded = DatasetLoaded(name=name)
+    if Dataset.objects.filter(name=name).exists():
+        loaded.already_loaded = True
+        return loaded
+    dataset = Dataset.objects.filter(name=name + LOADING_SUFFIX).first()
+    if dataset is None:
+        dataset = dataset_create(name=name + LOADING_SUFFIX, kind=kind)
+        loaded.tallies["datasets"].created += 1
+    else:
+        loaded.tallies["datasets"].present += 1
+    dataset_member_set(dataset=dataset, user=admin, role=DatasetMember.Role.ADMIN)
+    dataset_member_set(dataset=dataset, user=labeler, role=DatasetMember.Role.LABELER)
+    fill(loaded, dataset=dataset, labeler=labeler)
+    dataset_update(
+        dataset=dataset, name=name, nucleus_dataset_id=dataset.nucleus_dataset_id, nucleus_push_items=dataset.nucleus_push_items
+    )
+    return loaded
+
+
+def _images_fill(loaded: DatasetLoaded, *, dataset: Dataset, labeler) -> None:
     taxonomies = _taxonomies_ensure(loaded, dataset=dataset, specs=IMAGE_TAXONOMIES)
     specs = image_specs()
     present = _reference_ids_present(dataset.items, [spec.reference_id for spec in specs])
@@ -118,12 +144,9 @@ def _images_dataset_load(*, admin, labeler) -> DatasetLoaded:
     items = _by_reference_id(dataset.items, [spec.reference_id for spec in finished])
     answers = [(items[spec.reference_id], spec.answers()) for spec in finished]
     _annotations_ensure(loaded, taxonomies=taxonomies, answers=answers, annotator=labeler)
-    return loaded
 
 
-def _scenes_dataset_load(*, admin, labeler) -> DatasetLoaded:
-    loaded = DatasetLoaded(name=SCENES_DATASET_NAME)
-    dataset = _dataset_ensure(loaded, kind=Dataset.Kind.SCENES, admin=admin, labeler=labeler)
+def _scenes_fill(loaded: DatasetLoaded, *, dataset: Dataset, labeler) -> None:
     taxonomies = _taxonomies_ensure(loaded, dataset=dataset, specs=SCENE_TAXONOMIES)
     present = _reference_ids_present(dataset.scenes, [spec.reference_id for spec in SCENE_SPECS])
     for spec in SCENE_SPECS:
@@ -149,7 +172,6 @@ def _scenes_dataset_load(*, admin, labeler) -> DatasetLoaded:
     scenes = _by_reference_id(dataset.scenes, [spec.reference_id for spec in finished])
     answers = [(scenes[spec.reference_id], spec.answers()) for spec in finished]
     _annotations_ensure(loaded, taxonomies=taxonomies, answers=answers, annotator=labeler)
-    return loaded
 
 
 def _reference_ids_present(rows, reference_ids: list[str]) -> set[str]:
@@ -160,23 +182,10 @@ def _by_reference_id(rows, reference_ids: list[str]) -> dict:
     return {row.reference_id: row for row in rows.filter(reference_id__in=reference_ids)}
 
 
-def _dataset_ensure(loaded: DatasetLoaded, *, kind: str, admin, labeler) -> Dataset:
-    dataset = Dataset.objects.filter(name=loaded.name).first()
-    if dataset is None:
-        dataset = dataset_create(name=loaded.name, kind=kind)
-        loaded.tallies["datasets"].created += 1
-    else:
-        loaded.tallies["datasets"].present += 1
-    dataset_member_set(dataset=dataset, user=admin, role=DatasetMember.Role.ADMIN)
-    dataset_member_set(dataset=dataset, user=labeler, role=DatasetMember.Role.LABELER)
-    return dataset
-
-
 def _taxonomies_ensure(
     loaded: DatasetLoaded, *, dataset: Dataset, specs: tuple[TaxonomySpec, ...]
 ) -> dict[str, Taxonomy]:
-    """The demo taxonomies by name. One that exists gets the demo labels it lacks appended, so labels
-    added to the demo later reach datasets loaded before."""
+    """The demo taxonomies by name. One that an interrupted run created gets the labels it lacks."""
     existing = {taxonomy.taxonomy_name: taxonomy for taxonomy in dataset.taxonomies.all()}
     taxonomies = {}
     for spec in specs:
@@ -208,8 +217,7 @@ def _annotations_ensure(
     answers: list[tuple[Item | Scene, dict[str, list[str]]]],
     annotator,
 ) -> None:
-    """Save the demo answers that have no annotation yet, as finished. One that exists is left alone,
-    even if it differs from the demo's: someone may have relabelled it while trying the demo out."""
+    """Save the demo answers that have no annotation yet (an interrupted run saved the others), as finished."""
     labels = {name: {label.name: label for label in taxonomy.labels.all()} for name, taxonomy in taxonomies.items()}
     tally = loaded.tallies["annotations"]
     for target, answer in answers:

@@ -6,6 +6,7 @@ from django.db import transaction
 from labeling.models import Dataset, DatasetMember
 from labeling.services.nucleus_items import nucleus_link_check
 from labeling.services.sync import sync_nucleus_link_changed
+from taxonomies.text import validate_name_text
 
 
 def dataset_create(
@@ -14,6 +15,7 @@ def dataset_create(
     """Create a dataset; its creator, if given, becomes its first admin. A Nucleus dataset it links
     to is checked first (see `dataset_update`)."""
     dataset = Dataset(name=name, kind=kind, nucleus_dataset_id=nucleus_dataset_id, nucleus_push_items=nucleus_push_items)
+    _name_check(name)
     dataset.full_clean()
     # Before the transaction: no network I/O while it is open.
     dataset.nucleus_link_warning = nucleus_link_check(nucleus_dataset_id=nucleus_dataset_id, kind=kind)
@@ -36,6 +38,7 @@ def dataset_update(*, dataset: Dataset, name: str, nucleus_dataset_id: str, nucl
     dataset.name = name
     dataset.nucleus_dataset_id = nucleus_dataset_id
     dataset.nucleus_push_items = nucleus_push_items
+    _name_check(name)
     dataset.full_clean()
     dataset.nucleus_link_warning = nucleus_link_check(nucleus_dataset_id=nucleus_dataset_id, kind=dataset.kind) if relinked else ""
     with transaction.atomic():
@@ -43,6 +46,14 @@ def dataset_update(*, dataset: Dataset, name: str, nucleus_dataset_id: str, nucl
         if relinked:
             sync_nucleus_link_changed(dataset=dataset)
     return dataset
+
+
+def _name_check(name: str) -> None:
+    """A dataset's name is a name (taxonomies.text); the admin form asks the same validator."""
+    try:
+        validate_name_text(name)
+    except ValidationError as error:
+        raise ValidationError({"name": error.messages}) from None
 
 
 def dataset_member_set(*, dataset: Dataset, user, role: str) -> DatasetMember:

@@ -2,8 +2,10 @@
 
 A batch is all or nothing: every row is checked first (each problem reported with the row's index
 and field), then the rows are inserted in bulk in one transaction, with their queue tasks. Uploads
-are checked with Pillow, written to storage outside the transaction and removed again if the rows
-do not get stored, so a failed batch leaves no orphaned files.
+are checked from their headers only (format, size, the pixel caps), written to storage outside the
+transaction and removed again if the rows do not get stored, so a failed batch leaves no orphaned
+files. A stored upload is pending verification and its task waits until a child process has
+decoded it (labeling.services.images), started once the rows are committed.
 """
 
 import re
@@ -13,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import File
 from django.core.validators import MaxLengthValidator, URLValidator
@@ -21,7 +24,8 @@ from django.db import connection, models, transaction
 from labeling.errors import BatchInvalid, RowError, row_errors_from
 from labeling.images import read_image
 from labeling.models import MAX_FRAMES_PER_SCENE, Dataset, Item, Scene, Task, http_url_validator
-from labeling.validators import validate_metadata
+from labeling.services.images import item_images_verify_request
+from labeling.validators import validate_metadata, validate_reference_id
 
 ITEM_ROW_FIELDS = frozenset({"reference_id", "image_url", "image_file", "metadata"})
 SCENE_ROW_FIELDS = frozenset({"reference_id", "frame_rate", "frames", "video_url", "metadata"})
@@ -42,7 +46,7 @@ def item_create(
     image_url: str = "",
     metadata: dict | None = None,
 ) -> Item:
-    """Add one image, uploaded (checked with Pillow) or by URL."""
+    """Add one image, uploaded (its header checked now, its pixels once committed) or by URL."""
     row = {"reference_id": reference_id, "image_file": image_file, "image_url": image_url, "metadata": metadata}
     (item,) = items_import(dataset=dataset, rows=[row])
     return item
@@ -60,32 +64,37 @@ def items_import(*, dataset: Dataset, rows: Sequence[dict], progress: Progress |
         if draft is not None:
             drafts.append(draft)
     errors.extend(_reference_id_errors(dataset=dataset, named=[(d.index, "reference_id", d.item.reference_id) for d in drafts]))
+    errors.extend(_request_pixel_errors(drafts))
     _raise_if_any(errors)
     items = [draft.item for draft in drafts]
-    with _uploads_stored(drafts), transaction.atomic():
+    with _uploads_stored(drafts):
         for start in range(0, len(items), INSERT_CHUNK):
             chunk = Item.objects.bulk_create(items[start : start + INSERT_CHUNK])
             _item_tasks_create(item_ids=[item.id for item in chunk])
             if progress is not None:
                 progress(start + len(chunk))
+        item_images_verify_request(item_ids=[item.id for item in items if item.image_check == Item.ImageCheck.PENDING])
     return items
 
 
 def _item_tasks_create(*, item_ids: Sequence[int]) -> None:
-    """One open queue task per item, written by the database from the item rows (INSERT ... SELECT):
-    building and serializing 100k Task instances was a third of a 100k-row import. The other
-    columns of a new task are NULL (no holder, no lease, not done); the ids are those of the
-    chunk just inserted, never a range, so a concurrent import's rows are not touched."""
+    """One queue task per item, written by the database from the item rows (INSERT ... SELECT):
+    building and serializing 100k Task instances was a third of a 100k-row import. It is open, or
+    waiting while its item's upload is pending verification. The other columns of a new task are
+    NULL (no holder, no lease, not done); the ids are those of the chunk just inserted, never a
+    range, so a concurrent import's rows are not touched."""
     task, item = Task._meta, Item._meta
     column = {name: connection.ops.quote_name(task.get_field(name).column) for name in ("dataset", "item", "state")}
+    image_check = connection.ops.quote_name(item.get_field("image_check").column)
     placeholders = ", ".join(["%s"] * len(item_ids))
     sql = (
         f"INSERT INTO {connection.ops.quote_name(task.db_table)} ({column['dataset']}, {column['item']}, {column['state']}) "
-        f"SELECT {connection.ops.quote_name(item.get_field('dataset').column)}, {connection.ops.quote_name(item.pk.column)}, %s "
+        f"SELECT {connection.ops.quote_name(item.get_field('dataset').column)}, {connection.ops.quote_name(item.pk.column)}, "
+        f"CASE WHEN {image_check} = %s THEN %s ELSE %s END "
         f"FROM {connection.ops.quote_name(item.db_table)} WHERE {connection.ops.quote_name(item.pk.column)} IN ({placeholders})"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [Task.State.OPEN, *item_ids])
+        cursor.execute(sql, [Item.ImageCheck.PENDING, Task.State.WAITING, Task.State.OPEN, *item_ids])
 
 
 def scene_create(
@@ -120,14 +129,22 @@ def scenes_import(*, dataset: Dataset, rows: Sequence[dict]) -> list[Scene]:
             named.extend((index, f"frames[{f.item.frame_index}].reference_id", f.item.reference_id) for f in frames)
             frame_drafts.extend(frames)
     errors.extend(_reference_id_errors(dataset=dataset, named=named))
+    errors.extend(_request_pixel_errors(frame_drafts))
     _raise_if_any(errors)
-    with _uploads_stored(frame_drafts), transaction.atomic():
+    with _uploads_stored(frame_drafts):
         stored = Scene.objects.bulk_create([scene for scene, _ in scenes])
-        Task.objects.bulk_create([Task(dataset=dataset, scene=scene) for scene in stored])
+        # A scene with an uploaded frame waits until all its frames are verified.
+        Task.objects.bulk_create(
+            [
+                Task(dataset=dataset, scene=scene, state=Task.State.WAITING if any(f.upload is not None for f in frames) else Task.State.OPEN)
+                for scene, frames in scenes
+            ]
+        )
         for scene, frames in scenes:
             for frame in frames:
                 frame.item.scene = scene
         Item.objects.bulk_create([frame.item for frame in frame_drafts], batch_size=INSERT_CHUNK)
+        item_images_verify_request(item_ids=[f.item.id for f in frame_drafts if f.item.image_check == Item.ImageCheck.PENDING])
     return stored
 
 
@@ -139,6 +156,7 @@ class _ItemDraft:
     item: Item
     upload: File | None = None
     extension: str = ""
+    field_prefix: str = ""
 
 
 def _item_draft(
@@ -170,8 +188,9 @@ def _item_draft(
         info = read_image(upload)
     except ValidationError as error:
         return errors("image_file", error.messages[0])
-    item.width, item.height = info.width, info.height
-    return _ItemDraft(index=index, item=item, upload=upload, extension=info.extension), []
+    # The header's size for now; the verification replaces it with the decoded one.
+    item.width, item.height, item.image_check = info.width, info.height, Item.ImageCheck.PENDING
+    return _ItemDraft(index=index, item=item, upload=upload, extension=info.extension, field_prefix=field_prefix), []
 
 
 def _scene_draft(*, dataset: Dataset, row, index: int) -> tuple[Scene | None, list[_ItemDraft], list[RowError]]:
@@ -233,6 +252,10 @@ def _field_errors(instance, fields: list[str], *, index: int, field_prefix: str)
         ]
     if isinstance(instance.reference_id, str) and not instance.reference_id.strip():
         return [RowError(index=index, field=f"{field_prefix}reference_id", message="reference_id cannot be empty.")]
+    try:
+        validate_reference_id(instance.reference_id)
+    except ValidationError as error:
+        return [RowError(index=index, field=f"{field_prefix}reference_id", message=error.messages[0])]
     return []
 
 
@@ -344,6 +367,21 @@ def _reference_ids_taken(*, dataset: Dataset, reference_ids: list[str]) -> set[s
     return taken
 
 
+def _request_pixel_errors(drafts: Sequence[_ItemDraft]) -> list[RowError]:
+    """The uploads of one call together within MAX_IMAGE_PIXELS_PER_REQUEST: each is decoded once
+    by a verification child, so this bounds the work one request can cause. Names the first row
+    past the cap."""
+    total, limit = 0, settings.MAX_IMAGE_PIXELS_PER_REQUEST
+    for draft in drafts:
+        if draft.upload is None:
+            continue
+        total += draft.item.width * draft.item.height
+        if total > limit:
+            message = f"The images up to this one have {total} pixels together; one request may carry {limit}. Send the rest in another request."
+            return [RowError(index=draft.index, field=f"{draft.field_prefix}image_file", message=message)]
+    return []
+
+
 def _raise_if_any(errors: list[RowError]) -> None:
     if not errors:
         return
@@ -365,8 +403,8 @@ def batch_problem_count(error: BatchInvalid) -> int:
 
 @contextmanager
 def _uploads_stored(drafts: Sequence[_ItemDraft]) -> Iterator[None]:
-    """Write the drafts' uploads to storage before their rows, outside any transaction, and delete
-    them again if the rows do not get stored."""
+    """Write the drafts' uploads to storage before their rows, outside any transaction, then run
+    the block in `atomic()`; delete the uploads again if the rows do not get stored."""
     stored: list[Item] = []
     try:
         for draft in drafts:
@@ -374,7 +412,12 @@ def _uploads_stored(drafts: Sequence[_ItemDraft]) -> Iterator[None]:
                 # Only the detected format's extension survives; uploaded_image_path picks the name.
                 draft.item.image.save(f"upload{draft.extension}", draft.upload, save=False)
                 stored.append(draft.item)
-        yield
+        with transaction.atomic():
+            # The first callback of the commit: once the rows are committed their files stay, even
+            # if a later callback (the eager verification) is interrupted (Ctrl-C, a worker timeout).
+            if stored:
+                transaction.on_commit(stored.clear)
+            yield
     except BaseException:
         for item in stored:
             item.image.storage.delete(item.image.name)

@@ -4,7 +4,9 @@ Guarantees:
 - a task is held by at most one labeler at a time, under a lease that expires
   (`LABELING_LEASE_SECONDS`); an expired lease puts the task back in the queue;
 - asking for the next task again returns the one the labeler already holds (and renews its lease);
-- a skipped task goes to the end of that labeler's queue only.
+- a skipped task goes to the end of that labeler's queue only;
+- who may write an answer is `labeling.services.ownership`'s rule, carried in the WHERE of the
+  submit's and the draft's statements.
 
 A claim is one compare-and-set statement, `UPDATE ... WHERE id = (the held task, else the first
 claimable one) AND it is still free`, run in autocommit: see `_claim_sql`. Both databases run the
@@ -16,19 +18,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from labeling.errors import BatchInvalid, RowError
 from labeling.models import CategoryAnnotation, Dataset, Item, Scene, Task, TaskSkip
-from labeling.services.annotations import AnnotationSaved, answer_resolve, answers_save, taxonomies_by_name_cached
+from labeling.services.annotations import AnnotationSaved, answer_resolve, answers_save
+from labeling.selectors import taxonomies_by_name_cached
+from labeling.services.ownership import HELD_BY_ANOTHER, Refusal, WriteRefused, write_refusal, writable_sql
 from taxonomies.models import Taxonomy
-
-
-class TaskHeldByAnotherLabeler(Exception):
-    """The task is under another labeler's unexpired lease."""
 
 
 @dataclass(frozen=True)
@@ -87,8 +87,11 @@ def _claim_sql() -> str:
         f"SELECT t.id FROM {task} t JOIN {skip} s ON s.task_id = t.id AND s.user_id = %s "
         f"WHERE {free} ORDER BY s.skipped_at, t.id LIMIT 1{lock}"
     )
+    # SET reads the row's old values: a task taken from a holder whose lease ran out remembers them,
+    # so their late write is a 409 (taken over), not a 403 (another labeler's work).
     return (
-        f"UPDATE {task} SET holder_id = %s, lease_expires_at = %s "
+        f"UPDATE {task} SET holder_id = %s, lease_expires_at = %s, "
+        f"previous_holder_id = CASE WHEN holder_id IS NOT NULL AND holder_id <> %s THEN holder_id ELSE previous_holder_id END "
         f"WHERE id = COALESCE(({held}), ({unskipped}), ({skipped})) "
         f"AND state = 'open' AND (holder_id = %s OR lease_expires_at IS NULL OR lease_expires_at < %s) "
         f"RETURNING id"
@@ -98,7 +101,7 @@ def _claim_sql() -> str:
 def _claim_params(*, dataset_id: int, user_id: int, now, expires) -> list:
     now, expires = _db_datetime(now), _db_datetime(expires)
     return [
-        user_id, expires,
+        user_id, expires, user_id,  # set, previous holder
         user_id, dataset_id, now,  # held
         dataset_id, now, user_id,  # unskipped
         user_id, dataset_id, now,  # skipped
@@ -106,14 +109,12 @@ def _claim_params(*, dataset_id: int, user_id: int, now, expires) -> list:
     ]
 
 
-def task_submit(
-    *, dataset: Dataset, user, reference_id: str, rows: Sequence[dict], may_change_others_work: bool = False
-) -> list[AnnotationSaved]:
-    """Store the labeler's answers for the item or scene with this reference_id as finished
-    annotations and close its task, in one transaction. Every required taxonomy that applies must be
-    answered. Submitting a task again (going back to change it) is allowed unless another labeler
-    holds it now; a task another labeler finished can be changed only with `may_change_others_work`
-    (dataset admins).
+def task_submit(*, dataset: Dataset, user, role: str, reference_id: str, rows: Sequence[dict]) -> list[AnnotationSaved]:
+    """Store the answers of a writer with this `role` in the dataset for the item or scene with this
+    reference_id as finished annotations and close its task, in one transaction. Every required
+    taxonomy that applies must be answered. Who may write is `labeling.services.ownership`'s rule
+    (a labeler: the task they hold, or their own finished work; an admin: anything); a refused
+    submit raises WriteRefused and stores nothing.
 
     The dataset must have been read in this request (its taxonomies come from the per-process cache).
     Answers are checked before the database is touched; then one statement closes the task (with
@@ -129,7 +130,8 @@ def task_submit(
         errors.extend(row_errors)
         if answer is not None:
             answers.append(answer)
-    answered = [row.get("taxonomy_name") for row in rows if isinstance(row, dict)]
+    # Names only: a row whose taxonomy_name is not a string is refused above, and a list would not hash.
+    answered = [row.get("taxonomy_name") for row in rows if isinstance(row, dict) and isinstance(row.get("taxonomy_name"), str)]
     for name in sorted({name for name in answered if answered.count(name) > 1}):
         errors.append(RowError(index=None, field="annotations", message=f"“{name}” is answered more than once."))
     applies = Taxonomy.applies_to_items if target_model is Item else Taxonomy.applies_to_scenes
@@ -139,11 +141,12 @@ def task_submit(
                 RowError(index=None, field=taxonomy.taxonomy_name, message=f"“{taxonomy.taxonomy_name}” is required: choose a label.")
             )
     if errors:
-        # An unknown reference_id or someone else's work is the first thing to say.
-        _submit_refusal_check(dataset=dataset, user=user, reference_id=reference_id, may_change_others_work=may_change_others_work)
+        # An unknown reference_id is the first thing to say; who may write is asked of valid answers only.
+        task_for_reference_id(dataset=dataset, reference_id=reference_id)
         raise BatchInvalid(errors)
     now = timezone.now()
     task, annotation = _table(Task), _table(CategoryAnnotation)
+    may_write, may_write_params = writable_sql(role=role, user_id=user.id, table=task)
     with transaction.atomic():
         with connection.cursor() as cursor:
             # "Has annotations" only picks the cheaper way to store the answers: SQLite 3.40 may
@@ -152,25 +155,26 @@ def task_submit(
             cursor.execute(
                 f"UPDATE {task} SET state = 'done', holder_id = NULL, lease_expires_at = NULL, done_by_id = %s, done_at = %s "
                 f"WHERE {target_column} = (SELECT id FROM {_table(target_model)} WHERE dataset_id = %s AND reference_id = %s) "
-                f"AND (holder_id IS NULL OR holder_id = %s OR lease_expires_at < %s) "
-                f"AND (state = 'open' OR done_by_id IS NULL OR done_by_id = %s OR %s) "
+                f"AND {may_write} "
                 f"RETURNING {target_column}, EXISTS (SELECT 1 FROM {annotation} a WHERE a.{target_column} = {task}.{target_column})",
-                [user.id, _db_datetime(now), dataset.id, reference_id, user.id, _db_datetime(now), user.id, may_change_others_work],
+                [user.id, _db_datetime(now), dataset.id, reference_id, *may_write_params],
             )
             closed = cursor.fetchone()
         if closed is None:
-            _submit_refusal_check(dataset=dataset, user=user, reference_id=reference_id, may_change_others_work=may_change_others_work)
-            raise TaskHeldByAnotherLabeler()
+            # Read again to say why; a row writable by now changed in between, and a 409 says try again.
+            raise _submit_refusal(dataset=dataset, user=user, role=role, reference_id=reference_id) or WriteRefused(
+                [(None, Refusal(409, HELD_BY_ANOTHER))]
+            )
         target.pk, already_answered = closed
         return answers_save(target=target, answers=answers, annotator=user, finished=True, surely_new=not already_answered)
 
 
-def _submit_refusal_check(*, dataset: Dataset, user, reference_id: str, may_change_others_work: bool) -> None:
-    """Raise what stops a submit other than its answers: an unknown reference_id, or a task another
-    labeler finished (for a labeler who may not change others' work)."""
+def _submit_refusal(*, dataset: Dataset, user, role: str, reference_id: str) -> WriteRefused | None:
+    """What stops a submit other than its answers: an unknown reference_id (raised), or the
+    ownership rule refusing this writer (returned)."""
     task = task_for_reference_id(dataset=dataset, reference_id=reference_id)
-    if task.state == Task.State.DONE and task.done_by_id not in (None, user.id) and not may_change_others_work:
-        raise PermissionDenied("Another labeler finished this; only an admin of the dataset can change it.")
+    refusal = write_refusal(task=task, role=role, user_id=user.id, now=timezone.now())
+    return None if refusal is None else WriteRefused([(None, refusal)])
 
 
 def task_skip(*, user, task: Task) -> None:
@@ -210,36 +214,44 @@ def _execute_returning_id(sql: str, params: list) -> int | None:
     return row[0] if row else None
 
 
-def task_draft_save(*, dataset: Dataset, user, task: Task, rows: Sequence[dict]) -> list[AnnotationSaved]:
-    """Keep a labeler's unfinished answers for a task they hold, so leaving mid-item loses nothing.
+def task_draft_save(*, dataset: Dataset, user, role: str, task: Task, rows: Sequence[dict]) -> list[AnnotationSaved]:
+    """Keep a writer's unfinished answers for a task, so leaving mid-item loses nothing.
 
     Only valid answers are kept, and never over a finished annotation (going back to a finished
-    item changes it by submitting). Requires holding the task's lease, checked by a compare-and-set
-    that also renews it: the task row stays locked until the draft is stored, so a lease that ran
-    out cannot be claimed by another labeler in between and get this labeler's draft."""
+    item changes it by submitting). Who may write is the ownership rule, checked by a compare-and-set
+    that also renews the writer's lease on a task they hold (claiming back one whose lease ran out
+    with nobody claiming since): the task row stays locked until the draft is stored, so another
+    labeler cannot claim it in between and get this labeler's draft."""
     now = timezone.now()
     expires = now + timedelta(seconds=settings.LABELING_LEASE_SECONDS)
+    table = _table(Task)
+    may_write, may_write_params = writable_sql(role=role, user_id=user.id, table=table)
     with transaction.atomic():
         held = _execute_returning_id(
-            f"UPDATE {_table(Task)} SET lease_expires_at = %s "
-            f"WHERE id = %s AND holder_id = %s AND state = 'open' AND lease_expires_at >= %s RETURNING id",
-            [_db_datetime(expires), task.id, user.id, _db_datetime(now)],
+            f"UPDATE {table} SET lease_expires_at = CASE WHEN state = 'open' AND holder_id = %s THEN %s ELSE lease_expires_at END "
+            f"WHERE id = %s AND {may_write} RETURNING id",
+            [user.id, _db_datetime(expires), task.id, *may_write_params],
         )
         if held is None:
-            task.refresh_from_db(fields=["holder", "lease_expires_at", "state"])
-            if task.holder_id not in (None, user.id) and task.lease_expires_at >= now:
-                raise TaskHeldByAnotherLabeler()
-            raise ValidationError({"reference_id": "Take the task with next before saving a draft of it."})
+            task.refresh_from_db(fields=["holder", "lease_expires_at", "state", "done_by", "previous_holder"])
+            raise WriteRefused([(None, write_refusal(task=task, role=role, user_id=user.id, now=now) or Refusal(409, HELD_BY_ANOTHER))])
         taxonomies = taxonomies_by_name_cached(dataset=dataset)
-        answers, errors = [], []
+        answers, cleared, errors = [], [], []
         for index, row in enumerate(rows):
-            answer, row_errors = answer_resolve(taxonomies=taxonomies, target=task.target, row=row, index=index, draft=True)
+            # `"labels": null` is a multi-label answer cleared (unanswered), unlike `[]` ("None of these"):
+            # checked as an empty answer, then its draft is forgotten instead of stored.
+            unanswered = isinstance(row, dict) and "labels" in row and row["labels"] is None
+            checked = {**row, "labels": []} if unanswered else row
+            answer, row_errors = answer_resolve(taxonomies=taxonomies, target=task.target, row=checked, index=index, draft=True)
             errors.extend(row_errors)
             if answer is not None:
-                answers.append(answer)
+                (cleared if unanswered else answers).append(answer)
         if errors:
             raise BatchInvalid(errors)
         finished = set(task.target.annotations.filter(status="finished").values_list("taxonomy_id", flat=True))
+        task.target.annotations.filter(
+            status=CategoryAnnotation.Status.DRAFT, taxonomy_id__in=[answer.taxonomy.id for answer in cleared]
+        ).delete()
         return answers_save(
             target=task.target, answers=[a for a in answers if a.taxonomy.id not in finished], annotator=user, finished=False
         )

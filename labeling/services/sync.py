@@ -1,4 +1,4 @@
-"""The sync to Nucleus: every finished annotation arrives there as the SDK builds it, through faults.
+"""The sync to Nucleus: every finished annotation arrives there as the SDK would build it, through faults.
 
 **The outbox is the truth.** Saving a finished annotation bumps its `version` and sets `sync_state`
 to pending in the same transaction (`labeling.services.annotations`), then `sync_enqueue_on_commit`
@@ -502,7 +502,8 @@ def dataset_sync_preview(*, dataset: Dataset) -> tuple[list[str], Iterator[dict]
             chunk = list(_with_content(dataset.annotations.filter(sync_state=State.PENDING, id__gt=after).order_by("id"))[:1000])
             if not chunk:
                 return
-            yield from nucleus.annotation_payloads(chunk)
+            for annotation in chunk:
+                yield from nucleus.annotation_payloads(annotation)
             after = chunk[-1].id
 
     return plans, payloads()
@@ -561,7 +562,7 @@ def _batch_sync(
     if not annotations:  # a taxonomy rebuild took them back between the claim and the read
         return BatchOutcome()
     built, unbuildable = _build(annotations)
-    # Never sent: an annotation the SDK cannot build would otherwise be claimed again and again.
+    # Never sent: an annotation whose payloads cannot be built would otherwise be claimed again and again.
     outcome = BatchOutcome(annotations=len(unbuildable), errors=[message for _, message in unbuildable])
     outcome.failed = _mark_failed(unbuildable, token=token)
     if built:
@@ -581,7 +582,7 @@ def _send(*, remote: nucleus.RemoteDataset, built: list[tuple[CategoryAnnotation
     rejected = [(annotation, refused[annotation.taxonomy_id]) for annotation, _ in built if annotation.taxonomy_id in refused]
     outcome = BatchOutcome(annotations=len(rejected), errors=list(dict.fromkeys(refused.values())))
     outcome.failed = _mark_failed(rejected, token=token)
-    sendable = [(annotation, sdk_annotations) for annotation, sdk_annotations in built if annotation.taxonomy_id not in refused]
+    sendable = [(annotation, payloads) for annotation, payloads in built if annotation.taxonomy_id not in refused]
     if sendable:
         outcome.merge(_annotate(remote=remote, built=sendable, token=token))
     return outcome
@@ -592,7 +593,7 @@ def _annotate(*, remote: nucleus.RemoteDataset, built: list[tuple[CategoryAnnota
     # The annotate request gets a full lease of its own, whatever the taxonomy calls took.
     _claim_renew(token=token)
     try:
-        answer = remote.annotate([sdk_annotation for _, sdk_annotations in built for sdk_annotation in sdk_annotations])
+        answer = remote.annotate([payload for _, payloads in built for payload in payloads])
     except nucleus.NucleusUnavailable as fault:
         return _retry_later(annotations=annotations, token=token, message=fault.message, retry_after=fault.retry_after)
     except nucleus.NucleusRefused as refusal:
@@ -602,11 +603,12 @@ def _annotate(*, remote: nucleus.RemoteDataset, built: list[tuple[CategoryAnnota
 
 
 def _build(annotations: list[CategoryAnnotation]) -> tuple[list[tuple[CategoryAnnotation, list]], list[tuple[CategoryAnnotation, str]]]:
-    """The SDK annotations of each annotation, and the annotations the SDK refuses to build (with why)."""
+    """The payloads of each annotation (`nucleus.annotation_payloads`, as export and --dry-run build
+    them), and the annotations whose payloads cannot be built (with why)."""
     built, unbuildable = [], []
     for annotation in annotations:
         try:
-            built.append((annotation, nucleus.nucleus_annotations(annotation)))
+            built.append((annotation, nucleus.annotation_payloads(annotation)))
         except (ValueError, TypeError, AttributeError) as error:
             unbuildable.append((annotation, f"Could not build the Nucleus annotation: {type(error).__name__}: {error}"))
     return built, unbuildable
@@ -850,7 +852,7 @@ def _retry_delay(*, attempt: int, retry_after: float | None) -> float:
 
 
 def _reconcile(*, built: list[tuple[CategoryAnnotation, list]], answer: nucleus.AnnotateAnswer, token: str) -> BatchOutcome:
-    payloads = sum(len(sdk_annotations) for _, sdk_annotations in built)
+    payloads = sum(len(annotation_payloads) for _, annotation_payloads in built)
     outcome = BatchOutcome(annotations=len(built), payloads=payloads, errors=list(answer.errors))
     failures, unattributed = _attribute_errors(answer.errors, built)
     others = [annotation for annotation, _ in built if annotation.id not in failures]
@@ -885,9 +887,9 @@ def _attribute_errors(errors: list[str], built: list[tuple[CategoryAnnotation, l
     if not errors:
         return failures, unattributed
     by_reference_id: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    for annotation, sdk_annotations in built:
-        for sdk_annotation in sdk_annotations:
-            by_reference_id[sdk_annotation.reference_id].append((sdk_annotation.taxonomy_name, annotation.id))
+    for annotation, payloads in built:
+        for payload in payloads:
+            by_reference_id[payload["reference_id"]].append((payload["taxonomy_name"], annotation.id))
     taxonomy_names = {taxonomy_name for keys in by_reference_id.values() for taxonomy_name, _ in keys}
     for error in errors:
         named_taxonomies = _named_among(error, taxonomy_names)

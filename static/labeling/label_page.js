@@ -9,6 +9,8 @@
 // image, already decoded, is swapped in as soon as it answers. When another labeler took a
 // previewed task first, the server hands out another one and its image loads then.
 
+import { formatValue, parseRows } from "./metadata_editor.js";
+
 const data = JSON.parse(document.getElementById("label-page-data").textContent);
 const page = document.getElementById("label-page");
 const isScene = data.dataset.kind === "scenes";
@@ -20,6 +22,9 @@ const MAX_PRELOADED = 40;
 const ZOOM_STEP = 1.25;
 const HISTORY_KEY = `label-page:history:${data.dataset.id}`;
 const HISTORY_MAX = 200;
+// The page's keys come from the server (taxonomies.models.PAGE_KEYS, which also decides which keys a
+// label cannot take as its hotkey): key -> what it does.
+const KEY_ACTIONS = new Map(Object.entries(data.keys).flatMap(([action, keys]) => keys.map((key) => [key, action])));
 
 const state = {
   task: null, // the task on screen (next/ or tasks/<reference_id>/ answer)
@@ -38,6 +43,9 @@ const state = {
   sessionStart: Date.now(),
   sessionCount: 0,
   progress: { ...data.progress },
+  // Tasks waiting for their images' check, and those that failed it: from the page's progress, then
+  // from the headers of the answer that says nothing is left (next/'s 204, submit-and-next/'s null next).
+  waiting: { checking: data.progress.checking, failed: data.progress.failed_images },
 };
 state.cursor = state.history.length;
 
@@ -62,6 +70,9 @@ async function api(method, url, body, { keepalive = false } = {}) {
     keepalive,
     body: body === undefined ? undefined : JSON.stringify(body),
   });
+  if (response.headers.has("Queue-Checking")) {
+    state.waiting = { checking: Number(response.headers.get("Queue-Checking")), failed: Number(response.headers.get("Queue-Failed")) };
+  }
   if (response.status === 204) return null;
   const payload = await response.json().catch(() => null);
   if (response.status === 401) throw new ApiError(401, { detail: "You are signed out: reload the page to sign in again." });
@@ -73,16 +84,20 @@ const taskUrl = (referenceId) => data.urls.task.replace("__reference_id__", enco
 
 // --- Taxonomies and answers -----------------------------------------------------------------------
 
-const taxonomies = data.taxonomies;
+// The taxonomies on screen: all of them, or for an item sent back for new classes only what it
+// asks (see viewFor). Sections are built again when it changes.
+let taxonomies = data.taxonomies;
 const sections = [];
 
 function buildTaxonomies() {
   const container = $("taxonomies");
+  container.replaceChildren();
+  sections.length = 0;
   taxonomies.forEach((taxonomy, index) => {
     const section = $("taxonomy-template").content.firstElementChild.cloneNode(true);
     section.dataset.taxonomy = taxonomy.taxonomy_name;
     section.querySelector(".taxonomy-name").textContent = taxonomy.taxonomy_name;
-    section.querySelector(".taxonomy-kind").textContent = taxonomy.multi_label ? "any number" : "one";
+    section.querySelector(".taxonomy-kind").textContent = taxonomy.asking ? "new classes only" : taxonomy.multi_label ? "any number" : "one";
     section.querySelector(".required-mark").textContent = taxonomy.required ? "required" : "optional";
     section.classList.toggle("required", taxonomy.required);
     const list = section.querySelector(".labels");
@@ -104,9 +119,32 @@ function buildTaxonomies() {
     });
     section.addEventListener("click", () => setCurrent(index, { focus: false }));
     section.querySelector(".add-metadata").addEventListener("click", () => addMetadataRow(index, "", "", true));
+    section.querySelector(".metadata-toggle").addEventListener("click", () => {
+      setCurrent(index, { focus: false });
+      toggleMetadataEditor();
+    });
     container.append(section);
     sections.push(section);
   });
+}
+
+// An item sent back for the classes added since (its answers say which: `new_classes`) shows only
+// those classes, and the taxonomies it has no finished answer for; its other finished answers are
+// sent again as they are (restatedRows), so nothing else changes.
+function viewFor(task) {
+  const annotations = task.annotations || [];
+  const asked = new Map(annotations.filter((a) => a.new_classes).map((a) => [a.taxonomy_name, a.new_classes]));
+  if (!asked.size) return data.taxonomies;
+  const finished = new Set(annotations.filter((a) => a.status === "finished").map((a) => a.taxonomy_name));
+  return data.taxonomies
+    .filter((taxonomy) => asked.has(taxonomy.taxonomy_name) || !finished.has(taxonomy.taxonomy_name))
+    .map((taxonomy) => {
+      if (!asked.has(taxonomy.taxonomy_name)) return taxonomy;
+      const known = new Map(taxonomy.labels.map((label) => [label.name, label]));
+      // A class added after this page loaded is not in its data yet: shown by its name alone.
+      const labels = asked.get(taxonomy.taxonomy_name).map((name) => known.get(name) || { name, hotkey: "" });
+      return { ...taxonomy, labels, asking: true };
+    });
 }
 
 function emptyAnswer() {
@@ -118,6 +156,11 @@ function answersFrom(annotations) {
   for (const annotation of annotations || []) {
     const answer = answers.get(annotation.taxonomy_name);
     if (!answer) continue;
+    if (annotation.new_classes) {
+      // Only the new classes are asked, afresh; the answers on the others stand on the server.
+      answer.metadata = annotation.metadata || {};
+      continue;
+    }
     answer.stored = true;
     answer.finished = annotation.status === "finished";
     answer.metadata = annotation.metadata || {};
@@ -191,25 +234,45 @@ function missingRequired() {
 
 function rowFor(taxonomy, answer) {
   const row = { taxonomy_name: taxonomy.taxonomy_name, metadata: answer.metadata };
-  if (taxonomy.multi_label) row.labels = taxonomy.labels.map((l) => l.name).filter((name) => answer.labels.has(name));
-  else row.label = answer.label;
+  if (taxonomy.multi_label) {
+    row.labels = taxonomy.labels.map((l) => l.name).filter((name) => answer.labels.has(name));
+    // The classes on screen: the answer speaks for those (a class added since this page loaded is
+    // not claimed "False" by it).
+    row.shown = taxonomy.labels.map((l) => l.name);
+  } else row.label = answer.label;
   return row;
 }
 
 function submitRows() {
   return taxonomies
     .filter((taxonomy) => state.answers.get(taxonomy.taxonomy_name).answered)
-    .map((taxonomy) => rowFor(taxonomy, state.answers.get(taxonomy.taxonomy_name)));
+    .map((taxonomy) => rowFor(taxonomy, state.answers.get(taxonomy.taxonomy_name)))
+    .concat(restatedRows());
+}
+
+function restatedRows() {
+  // Finished answers not on screen, as they are; a multi-label one speaks only for what it chose.
+  const onScreen = new Set(taxonomies.map((taxonomy) => taxonomy.taxonomy_name));
+  return (state.task.annotations || [])
+    .filter((annotation) => annotation.status === "finished" && !onScreen.has(annotation.taxonomy_name))
+    .map((annotation) => Array.isArray(annotation.labels)
+      ? { taxonomy_name: annotation.taxonomy_name, labels: annotation.labels, shown: annotation.labels, metadata: annotation.metadata }
+      : { taxonomy_name: annotation.taxonomy_name, label: annotation.label, metadata: annotation.metadata });
 }
 
 function draftRows() {
-  // An answer cleared since it was stored is sent too (label null), so the draft forgets it.
+  // An answer cleared since it was stored is sent too, so the draft forgets it: "label": null, or
+  // for multi-label "labels": null ([] would be "None of these").
   return taxonomies
     .filter((taxonomy) => {
       const answer = state.answers.get(taxonomy.taxonomy_name);
       return !answer.finished && (answer.answered || answer.stored);
     })
-    .map((taxonomy) => rowFor(taxonomy, state.answers.get(taxonomy.taxonomy_name)));
+    .map((taxonomy) => {
+      const answer = state.answers.get(taxonomy.taxonomy_name);
+      if (taxonomy.multi_label && !answer.answered) return { taxonomy_name: taxonomy.taxonomy_name, labels: null, metadata: answer.metadata };
+      return rowFor(taxonomy, answer);
+    });
 }
 
 function renderAnswers() {
@@ -228,6 +291,9 @@ function renderAnswers() {
       button.setAttribute("aria-pressed", String(pressed));
     });
   });
+  // Beside the submit button, so a required taxonomy scrolled out of the panel is not forgotten.
+  const open = taxonomies.filter((t) => t.required && !(state.answers.get(t.taxonomy_name) || {}).answered);
+  $("still-to-answer").textContent = open.length ? `Still to answer: ${open.map((t) => t.taxonomy_name).join(", ")}` : "";
 }
 
 function setCurrent(index, { focus = true } = {}) {
@@ -258,9 +324,8 @@ function renderMetadataEditors() {
     const rows = sections[index].querySelector(".metadata-rows");
     rows.replaceChildren();
     const metadata = state.answers.get(taxonomy.taxonomy_name).metadata;
-    for (const [key, value] of Object.entries(metadata)) {
-      addMetadataRow(index, key, typeof value === "string" ? value : JSON.stringify(value), false);
-    }
+    for (const [key, value] of Object.entries(metadata)) addMetadataRow(index, key, formatValue(value), false);
+    sections[index].querySelector(".metadata-error").textContent = "";
     sections[index].querySelector(".metadata-editor").hidden = Object.keys(metadata).length === 0;
   });
 }
@@ -281,15 +346,21 @@ function addMetadataRow(index, key, value, focus) {
 }
 
 function readMetadata(index) {
-  const taxonomy = taxonomies[index];
-  const answer = state.answers.get(taxonomy.taxonomy_name);
-  const metadata = {};
-  sections[index].querySelectorAll(".metadata-row").forEach((row) => {
-    const key = row.querySelector(".metadata-key").value.trim();
-    if (key) metadata[key] = row.querySelector(".metadata-value").value;
-  });
+  const answer = state.answers.get(taxonomies[index].taxonomy_name);
+  const rows = [...sections[index].querySelectorAll(".metadata-row")];
+  const typed = rows.map((row) => ({ key: row.querySelector(".metadata-key").value, value: row.querySelector(".metadata-value").value }));
+  const { metadata, errors } = parseRows(typed);
+  rows.forEach((row, n) => row.classList.toggle("invalid", errors.some((error) => error.row === n)));
+  sections[index].querySelector(".metadata-error").textContent = errors.map((error) => error.message).join(" ");
+  answer.metadataErrors = errors;
+  if (errors.length) return; // kept (and sent) as it last read right; submit waits for a fix
   answer.metadata = metadata;
   changed();
+}
+
+// The first taxonomy whose metadata editor holds a refused row, or -1.
+function invalidMetadata() {
+  return taxonomies.findIndex((taxonomy) => (state.answers.get(taxonomy.taxonomy_name).metadataErrors || []).length > 0);
 }
 
 function toggleMetadataEditor() {
@@ -549,6 +620,11 @@ function show(task, { past }) {
   state.past = past;
   state.dirty = false;
   clearTimeout(state.draftTimer);
+  const view = viewFor(task);
+  if (view !== taxonomies) {
+    taxonomies = view;
+    buildTaxonomies();
+  }
   state.answers = answersFrom(task.annotations);
   page.dataset.state = "ready";
   page.dataset.referenceId = task.reference_id;
@@ -595,8 +671,24 @@ function showAllDone() {
   delete page.dataset.referenceId;
   $("all-done").hidden = false;
   $("all-done-session").textContent = state.sessionCount ? `You finished ${state.sessionCount} this session. Thank you!` : "";
+  renderWaiting();
   $("all-done").focus();
   document.dispatchEvent(new CustomEvent("label-page:shown", { detail: { reference_id: null } }));
+}
+
+// Why "all done" may not be the end: work still being checked, and work that failed its check.
+function renderWaiting() {
+  const { checking, failed } = state.waiting;
+  const what = (n) => (isScene ? (n === 1 ? "1 scene" : `${n} scenes`) : n === 1 ? "1 image" : `${n} images`);
+  $("all-done-title").textContent = checking ? "Nothing to label right now" : "All done";
+  $("all-done-checking").hidden = !checking;
+  $("all-done-checking").textContent = checking === 1
+    ? `${what(1)} is still being checked; it comes into the queue when it passes.`
+    : `${what(checking)} are still being checked; they come into the queue when they pass.`;
+  $("all-done-failed").hidden = !failed;
+  $("all-done-failed").textContent = failed === 1
+    ? `${what(1)} failed ${isScene ? "the check of a frame" : "its check"}: see the admin.`
+    : `${what(failed)} failed ${isScene ? "the check of a frame" : "their check"}: see the admin.`;
 }
 
 async function loadNext() {
@@ -679,9 +771,17 @@ async function run(action) {
 
 function submit() {
   if (!state.task) return;
+  const invalid = invalidMetadata();
+  if (invalid >= 0) {
+    setCurrent(invalid, { focus: false });
+    const { row, message } = state.answers.get(taxonomies[invalid].taxonomy_name).metadataErrors[0];
+    sections[invalid].querySelectorAll(".metadata-row .metadata-key")[row].focus();
+    say(`The metadata of “${taxonomies[invalid].taxonomy_name}”: ${message}`, "error");
+    return;
+  }
   const missing = missingRequired();
   if (missing >= 0) {
-    setCurrent(missing);
+    setCurrent(missing); // focuses it and scrolls the panel to it
     say(`“${taxonomies[missing].taxonomy_name}” is required: choose a label.`, "error");
     sections[missing].classList.add("missing");
     setTimeout(() => sections[missing].classList.remove("missing"), 1500);
@@ -800,9 +900,10 @@ function toggleHelp(open = !state.helpOpen) {
 function onKeyDown(event) {
   if (event.defaultPrevented || event.isComposing || event.ctrlKey || event.metaKey || event.altKey) return;
   const key = event.key;
+  const action = KEY_ACTIONS.get(key);
   const handled = () => event.preventDefault();
   if (state.helpOpen) {
-    if (key === "Escape" || key === "?") {
+    if (action === "leave" || action === "help") {
       handled();
       toggleHelp(false);
     }
@@ -811,40 +912,39 @@ function onKeyDown(event) {
   const field = event.target.closest && event.target.closest("input, textarea, select, [contenteditable]");
   if (field) {
     // Typing in the metadata editor: Esc or Enter goes back to the labels.
-    if (key === "Escape" || key === "Enter") {
+    if (action === "leave" || action === "submit") {
       handled();
       focusCurrent();
     }
     return;
   }
-  if (key === "?") return handled(), toggleHelp(true);
-  if (key === "z" || key === "Z" || key === "Backspace") return handled(), back();
+  if (action === "help") return handled(), toggleHelp(true);
+  if (action === "back") return handled(), back();
   if (!state.task || state.busy) {
-    if (key === "Enter" || key === "Tab") handled();
+    if (action === "submit" || key === "Tab") handled();
     return;
   }
-  switch (key) {
-    case "Enter": return handled(), submit();
-    case "s": case "S": return handled(), skip();
-    case "Escape": return handled(), returnToCurrent();
-    case "Tab": return handled(), setCurrent(state.current + (event.shiftKey ? -1 : 1));
-    case "ArrowDown": return handled(), setCurrent(state.current + 1);
-    case "ArrowUp": return handled(), setCurrent(state.current - 1);
-    case "Delete": return handled(), clearCurrent();
-    case "M": return handled(), toggleMetadataEditor();
-    case "+": case "=": return handled(), zoom(ZOOM_STEP);
-    case "-": case "_": return handled(), zoom(1 / ZOOM_STEP);
-    case "0": return handled(), fitView();
+  switch (action) {
+    case "submit": return handled(), submit();
+    case "skip": return handled(), skip();
+    case "leave": return handled(), returnToCurrent();
+    case "next_taxonomy": return handled(), setCurrent(state.current + (key === "Tab" && event.shiftKey ? -1 : 1));
+    case "previous_taxonomy": return handled(), setCurrent(state.current - 1);
+    case "clear": return handled(), clearCurrent();
+    case "metadata": return handled(), toggleMetadataEditor();
+    case "zoom_in": return handled(), zoom(ZOOM_STEP);
+    case "zoom_out": return handled(), zoom(1 / ZOOM_STEP);
+    case "fit": return handled(), fitView();
   }
-  if (isScene && (key === "ArrowLeft" || key === "ArrowRight")) return handled(), stepFrame(key === "ArrowLeft" ? -1 : 1);
-  if (isScene && key === " ") return handled(), togglePlay();
-  if (/^[1-9]$/.test(key)) {
+  if (isScene && (action === "previous_frame" || action === "next_frame")) return handled(), stepFrame(action === "previous_frame" ? -1 : 1);
+  if (isScene && action === "play") return handled(), togglePlay();
+  if (action === "pick") {
     const taxonomy = taxonomies[state.current];
-    const position = Number(key) - 1;
+    const position = data.keys.pick.indexOf(key);
     if (taxonomy && position < taxonomy.labels.length + (taxonomy.multi_label ? 1 : 0)) choose(state.current, position);
     return handled();
   }
-  if (key.length === 1 && pickByKey(key)) handled();
+  if (action === undefined && key.length === 1 && pickByKey(key)) handled();
 }
 
 // --- Start ----------------------------------------------------------------------------------------

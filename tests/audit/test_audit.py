@@ -6,7 +6,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditEvent
-from labeling.services.annotations import Answer, annotation_save, answers_save, label_remove, taxonomy_remove
+from labeling.services.annotations import Answer, annotation_save, answers_save
+from labeling.services.taxonomy_removals import label_remove, taxonomy_remove
 from taxonomies.services import label_delete, label_update, taxonomy_add_labels, taxonomy_create, taxonomy_reorder_labels, taxonomy_update
 from tests.factories import ItemFactory
 from tests.labeling.api.support import token_client

@@ -6,7 +6,8 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from labeling.models import CategoryAnnotation, Dataset
-from labeling.services.annotations import annotation_save, taxonomies_by_name_cached
+from labeling.services.annotations import annotation_save
+from labeling.selectors import taxonomies_by_name_cached
 from taxonomies.models import Label, Taxonomy
 from taxonomies.services import taxonomy_add_labels, taxonomy_create
 from tests.factories import CategoryAnnotationFactory, ItemFactory, SceneFactory
@@ -200,6 +201,33 @@ def test_the_admin_refuses_a_hotkey_another_taxonomy_of_the_dataset_uses(admin_c
     response = admin_client.post(change_url(clothing_type), taxonomy_form(change_fields(clothing_type), rows, initial=3))
     assert "“color” already uses &#x27;r&#x27; for “red”." in response.content.decode()
     assert clothing_type.label_names() == ["shirt", "pants", "dress"]
+
+
+def test_the_add_page_refuses_a_hotkey_another_taxonomy_of_the_dataset_uses(admin_client, dataset):
+    taxonomy_create(dataset=dataset, taxonomy_name="clothing_type", labels=[{"name": "shirt", "hotkey": "h"}])
+    response = admin_client.post(
+        reverse("admin:taxonomies_taxonomy_add"),
+        taxonomy_form(
+            {"dataset": str(dataset.id), "taxonomy_name": "color", "type": "category", "applies_to": "items", "required": "on"},
+            [{"name": "red", "hotkey": "h", "position": ""}],
+        ),
+    )
+    assert response.status_code == 200
+    assert "“clothing_type” already uses &#x27;h&#x27; for “shirt”." in response.content.decode()
+    assert not Taxonomy.objects.filter(taxonomy_name="color").exists()
+
+
+def test_the_add_page_refuses_a_multi_label_class_name_nucleus_cannot_put_in_a_url(admin_client, dataset):
+    response = admin_client.post(
+        reverse("admin:taxonomies_taxonomy_add"),
+        taxonomy_form(
+            {"dataset": str(dataset.id), "taxonomy_name": "attributes", "type": "category", "applies_to": "items", "multi_label": "on"},
+            [{"name": "long/short", "hotkey": "", "position": ""}],
+        ),
+    )
+    assert response.status_code == 200
+    assert "Must not contain" in response.content.decode()
+    assert not Taxonomy.objects.exists()
 
 
 # --- Writes go through the services ---------------------------------------------------------

@@ -17,7 +17,7 @@ from labeling.errors import BatchInvalid
 from labeling.models import Dataset, Item, Scene, Task, http_url_validator
 from labeling.services import items as items_service
 from labeling.services.items import _field_errors, _sufficient_check, items_import
-from labeling.validators import validate_metadata
+from labeling.validators import validate_metadata, validate_reference_id
 from tests.factories import DatasetFactory, SceneFactory
 
 ROWS = [
@@ -203,10 +203,11 @@ class TestItemsImport:
                 items_import(dataset=dataset, rows=rows)
             return [query["sql"].split()[0] for query in queries]
 
-        few, many = queries_for([url_row(n) for n in range(5)]), queries_for([url_row(n) for n in range(5, 95)])
+        few, many = queries_for([url_row(n) for n in range(5)]), queries_for([url_row(n) for n in range(5, 65)])
 
         # reference_ids taken among items, then among scenes; then, in one transaction, one INSERT
-        # of the items (up to 99 rows a statement on SQLite, whose limit is 999 parameters) and one
+        # of the items (on SQLite, whose limit is 999 parameters, 999 // the item's 13 columns = 76
+        # rows a statement) and one
         # INSERT ... SELECT of their tasks, and the savepoint/commit statements around them.
         assert few == many
         assert [sql for sql in few if sql in ("SELECT", "INSERT")] == ["SELECT", "SELECT", "INSERT", "INSERT"]
@@ -356,6 +357,10 @@ def full_clean_result(values: dict):
         return error.message_dict, None
     if isinstance(item.reference_id, str) and not item.reference_id.strip():
         return {"reference_id": ["reference_id cannot be empty."]}, None
+    try:
+        validate_reference_id(item.reference_id)  # a name, checked after the model's own checks
+    except ValidationError as error:
+        return {"reference_id": error.messages}, None
     return {}, (item.reference_id, item.image_url, item.metadata)
 
 

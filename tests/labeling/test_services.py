@@ -8,7 +8,8 @@ from PIL import Image
 
 from labeling.errors import BatchInvalid
 from labeling.models import AnnotationLabel, CategoryAnnotation, Dataset, DatasetMember, Item, Scene
-from labeling.services.annotations import Answer, annotation_save, answers_save, label_remove
+from labeling.services.annotations import Answer, annotation_save, answers_save
+from labeling.services.taxonomy_removals import label_remove
 from labeling.services.datasets import dataset_create, dataset_member_set
 from labeling.services.items import item_create, scene_create
 from taxonomies.models import Label
@@ -68,10 +69,15 @@ class TestItems:
         with pytest.raises(ValidationError, match="has 400 pixels"):
             item_create(dataset=dataset, reference_id="image_1", image_file=png_upload(size=(20, 20)))
 
-    def test_it_refuses_a_truncated_image(self, dataset):
+    def test_a_truncated_image_is_stored_pending_and_fails_its_check_after_the_commit(self, dataset, django_capture_on_commit_callbacks):
+        # Only the header is read in the request; the decode that finds the cut runs in a child process.
         data = png_upload(size=(200, 200)).read()
-        with pytest.raises(ValidationError, match="not a readable"):
-            item_create(dataset=dataset, reference_id="image_1", image_file=SimpleUploadedFile("a.png", data[: len(data) // 2]))
+        with django_capture_on_commit_callbacks(execute=True):
+            item = item_create(dataset=dataset, reference_id="image_1", image_file=SimpleUploadedFile("a.png", data[: len(data) // 2]))
+            assert Item.objects.get(pk=item.pk).image_check == "pending"
+        item.refresh_from_db()
+        assert (item.image_check, item.task.state) == ("failed", "waiting")
+        assert item.image_error.startswith("The image could not be decoded")
 
     def test_it_refuses_metadata_with_nan(self, dataset):
         with pytest.raises(ValidationError, match="NaN or Infinity"):

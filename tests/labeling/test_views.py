@@ -167,7 +167,7 @@ class TestLabelPage:
             "next": f"{api}/next/", "submit": f"{api}/submit/", "submit-and-next": f"{api}/submit-and-next/", "skip": f"{api}/skip/", "draft": f"{api}/draft/",
             "ahead": f"{api}/ahead/", "task": f"{api}/tasks/__reference_id__/", "datasets": "/",
         }
-        assert data["progress"] == {"total": 1, "done": 0, "mine_today": 0}
+        assert data["progress"] == {"total": 1, "done": 0, "mine_today": 0, "checking": 0, "failed_images": 0}
         assert len(data["csrf_token"]) == 64 and response.cookies["csrftoken"].value
 
     def test_a_scene_dataset_shows_the_taxonomies_for_scenes(self, client, labeler, scene_dataset):

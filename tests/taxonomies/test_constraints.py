@@ -1,22 +1,17 @@
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
 
 from taxonomies.models import Label, Taxonomy
+from tests.constraints import refused_by_database
 from tests.factories import DatasetFactory, LabelFactory, TaxonomyFactory
 
 pytestmark = pytest.mark.django_db
 
 
-def refused_by_database(make_row):
-    with pytest.raises(IntegrityError), transaction.atomic():
-        make_row()
-
-
 @pytest.mark.parametrize("name", ["shirts/pants", "what?", "color#1", "attributes:logo", ""])
 def test_the_database_refuses_a_taxonomy_name_nucleus_cannot_put_in_a_url(name):
     dataset = DatasetFactory()
-    refused_by_database(lambda: Taxonomy.objects.create(dataset=dataset, taxonomy_name=name))
+    refused_by_database("taxonomies_taxonomy_name_url_safe", lambda: Taxonomy.objects.create(dataset=dataset, taxonomy_name=name))
 
 
 @pytest.mark.parametrize("name", ["shirts/pants", "what?", "color#1", "attributes:logo"])
@@ -32,7 +27,10 @@ def test_validation_explains_a_forbidden_taxonomy_name(name):
 
 def test_the_database_refuses_two_taxonomies_with_one_name_in_a_dataset():
     taxonomy = TaxonomyFactory(taxonomy_name="clothing_type")
-    refused_by_database(lambda: Taxonomy.objects.create(dataset=taxonomy.dataset, taxonomy_name="clothing_type"))
+    refused_by_database(
+        "taxonomies_taxonomy_name_unique_in_dataset",
+        lambda: Taxonomy.objects.create(dataset=taxonomy.dataset, taxonomy_name="clothing_type"),
+    )
 
 
 def test_validation_explains_a_duplicate_taxonomy_name():
@@ -50,22 +48,28 @@ def test_the_same_taxonomy_name_is_fine_in_another_dataset():
 
 def test_the_database_refuses_a_type_other_than_category():
     dataset = DatasetFactory()
-    refused_by_database(lambda: Taxonomy.objects.create(dataset=dataset, taxonomy_name="boxes", type="box"))
+    refused_by_database(
+        "taxonomies_taxonomy_type_category",
+        lambda: Taxonomy.objects.create(dataset=dataset, taxonomy_name="boxes", type="box"),
+    )
 
 
 def test_the_database_refuses_a_duplicate_label_in_a_taxonomy():
     label = LabelFactory(name="shirt")
-    refused_by_database(lambda: Label.objects.create(taxonomy=label.taxonomy, name="shirt"))
+    refused_by_database("taxonomies_label_name_unique_in_taxonomy", lambda: Label.objects.create(taxonomy=label.taxonomy, name="shirt"))
 
 
 def test_the_database_refuses_an_empty_label():
     taxonomy = TaxonomyFactory()
-    refused_by_database(lambda: Label.objects.create(taxonomy=taxonomy, name=" "))
+    refused_by_database("taxonomies_label_name_not_blank", lambda: Label.objects.create(taxonomy=taxonomy, name=" "))
 
 
 def test_the_database_refuses_two_labels_with_one_hotkey():
     label = LabelFactory(hotkey="h")
-    refused_by_database(lambda: Label.objects.create(taxonomy=label.taxonomy, name="other", hotkey="h"))
+    refused_by_database(
+        "taxonomies_label_hotkey_unique_in_taxonomy",
+        lambda: Label.objects.create(taxonomy=label.taxonomy, name="other", hotkey="h"),
+    )
 
 
 def test_many_labels_may_go_without_a_hotkey():

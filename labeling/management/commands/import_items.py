@@ -13,6 +13,7 @@ from labeling.importing import FORMATS, format_from_name, rows_from_file
 from labeling.models import Dataset
 from labeling.services.images import item_image_sizes_request
 from labeling.services.items import batch_problem_count, items_import
+from taxonomies.text import unstorable_character
 
 # A refused file lists this many of its problems; the API answer has them all.
 SHOWN_PROBLEMS = 20
@@ -54,6 +55,10 @@ class Command(BaseCommand):
         self.stdout.write(f"Imported {len(items)} items into {target.name} in {elapsed:.2f} s ({rate:.0f} items/s)")
 
     def dataset_named(self, name_or_id: str) -> Dataset:
+        problem = unstorable_character(name_or_id)
+        if problem:
+            # An argument that is not UTF-8 arrives with lone surrogates, which no database can look up.
+            raise CommandError(f"The dataset argument {problem}.")
         lookup = Q(name=name_or_id)
         if name_or_id.isdigit():
             lookup |= Q(pk=int(name_or_id))

@@ -1,4 +1,5 @@
-"""`manage.py load_demo`: demo datasets, taxonomies, images, scenes and users, safe to run again."""
+"""`manage.py load_demo`: demo datasets, taxonomies, images, scenes and users; later runs reset the
+demo passwords and leave the datasets as they find them."""
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -10,8 +11,9 @@ from labeling.demo.loader import ADMIN_USERNAME, LABELER_USERNAME, DemoLoaded, d
 class Command(BaseCommand):
     help = (
         "Load the demo datasets (Pillow-drawn clothes and stick-figure scenes) with their taxonomies, "
-        "a few finished annotations, and the demo users admin and labeler. Only what is missing is "
-        "created. The demo users get new passwords, printed at the end, unless --keep-passwords."
+        "a few finished annotations, and the demo users admin and labeler. A demo dataset is loaded once: "
+        "later runs leave it as they find it. The demo users get new passwords, printed at the end, "
+        "unless --keep-passwords."
     )
 
     def add_arguments(self, parser):
@@ -45,6 +47,8 @@ class Command(BaseCommand):
     def write_summary(self, loaded: DemoLoaded) -> None:
         for dataset in loaded.datasets:
             self.stdout.write(self.style.MIGRATE_HEADING(dataset.name))
+            if dataset.already_loaded:
+                self.stdout.write("  already loaded: left as it is (delete it to load it afresh)")
             for noun, tally in dataset.tallies.items():
                 if tally.created or tally.present:
                     self.stdout.write(f"  {noun:<12} {tally.created:>3} created, {tally.present:>3} already present")

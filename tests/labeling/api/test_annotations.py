@@ -26,18 +26,21 @@ def where(response) -> list[tuple]:
 
 
 class TestCreate:
-    def test_it_stores_one_finished_annotation_and_answers_in_nucleus_vocabulary(self, labeler_client, dataset, items, clothing_type):
-        response = post(labeler_client, dataset, {"reference_id": "image_1", "taxonomy_name": "clothing_type", "label": "shirt", "metadata": {"source": "script"}})
+    """As scripts bring labels in: with an admin's token (who a labeler's token may write for is
+    tests/labeling/api/test_write_ownership.py's matrix)."""
+
+    def test_it_stores_one_finished_annotation_and_answers_in_nucleus_vocabulary(self, admin_client, dataset, items, clothing_type):
+        response = post(admin_client, dataset, {"reference_id": "image_1", "taxonomy_name": "clothing_type", "label": "shirt", "metadata": {"source": "script"}})
         assert response.status_code == 200
         (body,) = response.json()
         assert {key: body[key] for key in ("reference_id", "taxonomy_name", "label", "labels", "metadata", "status", "annotator", "version", "sync_state")} == {
             "reference_id": "image_1", "taxonomy_name": "clothing_type", "label": "shirt", "labels": None,
-            "metadata": {"source": "script"}, "status": "finished", "annotator": "bob", "version": 1, "sync_state": "pending",
+            "metadata": {"source": "script"}, "status": "finished", "annotator": "alice", "version": 1, "sync_state": "pending",
         }
         assert CategoryAnnotation.objects.get(item=items[0]).label.name == "shirt"
 
-    def test_it_stores_a_list_of_annotations_with_labels_for_a_multi_label_taxonomy(self, labeler_client, dataset, items, clothing_type, attributes):
-        response = post(labeler_client, dataset, [
+    def test_it_stores_a_list_of_annotations_with_labels_for_a_multi_label_taxonomy(self, admin_client, dataset, items, clothing_type, attributes):
+        response = post(admin_client, dataset, [
             {"reference_id": "image_1", "taxonomy_name": "clothing_type", "label": "shirt"},
             {"reference_id": "image_1", "taxonomy_name": "attributes", "labels": ["logo", "striped"]},
         ])
@@ -46,33 +49,33 @@ class TestCreate:
             ("clothing_type", "shirt", None), ("attributes", None, ["striped", "logo"])
         ]
 
-    def test_an_empty_labels_list_means_none_of_the_labels_apply(self, labeler_client, dataset, items, attributes):
-        response = post(labeler_client, dataset, {"reference_id": "image_1", "taxonomy_name": "attributes", "labels": []})
+    def test_an_empty_labels_list_means_none_of_the_labels_apply(self, admin_client, dataset, items, attributes):
+        response = post(admin_client, dataset, {"reference_id": "image_1", "taxonomy_name": "attributes", "labels": []})
         assert (response.status_code, response.json()[0]["labels"]) == (200, [])
 
-    def test_changing_a_finished_annotation_bumps_its_version(self, labeler_client, dataset, items, clothing_type):
-        post(labeler_client, dataset, {"reference_id": "image_1", "taxonomy_name": "clothing_type", "label": "shirt"})
-        response = post(labeler_client, dataset, {"reference_id": "image_1", "taxonomy_name": "clothing_type", "label": "dress"})
+    def test_changing_a_finished_annotation_bumps_its_version(self, admin_client, dataset, items, clothing_type):
+        post(admin_client, dataset, {"reference_id": "image_1", "taxonomy_name": "clothing_type", "label": "shirt"})
+        response = post(admin_client, dataset, {"reference_id": "image_1", "taxonomy_name": "clothing_type", "label": "dress"})
         assert [(row["label"], row["version"]) for row in response.json()] == [("dress", 2)]
         assert CategoryAnnotation.objects.count() == 1
 
-    def test_sending_the_same_answer_again_changes_nothing(self, labeler_client, dataset, items, clothing_type):
+    def test_sending_the_same_answer_again_changes_nothing(self, admin_client, dataset, items, clothing_type):
         body = {"reference_id": "image_1", "taxonomy_name": "clothing_type", "label": "shirt"}
-        post(labeler_client, dataset, body)
-        assert post(labeler_client, dataset, body).json()[0]["version"] == 1
+        post(admin_client, dataset, body)
+        assert post(admin_client, dataset, body).json()[0]["version"] == 1
 
-    def test_answering_every_required_taxonomy_closes_the_items_queue_task(self, labeler_client, dataset, items, clothing_type):
-        post(labeler_client, dataset, {"reference_id": "image_1", "taxonomy_name": "clothing_type", "label": "shirt"})
+    def test_answering_every_required_taxonomy_closes_the_items_queue_task(self, admin_client, dataset, items, clothing_type):
+        post(admin_client, dataset, {"reference_id": "image_1", "taxonomy_name": "clothing_type", "label": "shirt"})
         assert Task.objects.get(item=items[0]).state == Task.State.DONE
 
-    def test_a_required_taxonomy_left_unanswered_keeps_the_task_open(self, labeler_client, dataset, items, clothing_type, attributes):
-        post(labeler_client, dataset, {"reference_id": "image_1", "taxonomy_name": "clothing_type", "label": "shirt"})
+    def test_a_required_taxonomy_left_unanswered_keeps_the_task_open(self, admin_client, dataset, items, clothing_type, attributes):
+        post(admin_client, dataset, {"reference_id": "image_1", "taxonomy_name": "clothing_type", "label": "shirt"})
         assert Task.objects.get(item=items[0]).state == Task.State.OPEN
 
-    def test_a_scene_is_annotated_by_its_reference_id(self, labeler_client, admin_client, scene_dataset):
+    def test_a_scene_is_annotated_by_its_reference_id(self, admin_client, scene_dataset):
         taxonomy_create(dataset=scene_dataset, taxonomy_name="weather", labels=["sun", "rain"], applies_to="scenes")
         admin_client.post(url("scene-list", dataset_id=scene_dataset.id), [{"reference_id": "drive_1", "video_url": "https://v.example.com/1.mp4"}], format="json")
-        response = post(labeler_client, scene_dataset, {"reference_id": "drive_1", "taxonomy_name": "weather", "label": "rain"})
+        response = post(admin_client, scene_dataset, {"reference_id": "drive_1", "taxonomy_name": "weather", "label": "rain"})
         assert (response.status_code, response.json()[0]["reference_id"], response.json()[0]["label"]) == (200, "drive_1", "rain")
 
 

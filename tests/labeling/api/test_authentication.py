@@ -22,7 +22,7 @@ def test_an_unknown_token_is_a_401_with_drfs_message(dataset):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION="Token 0123456789abcdef0123456789abcdef01234567")
     response = dataset_detail(client, dataset)
-    assert (response.status_code, response.json()["detail"]) == (401, "Invalid token.")
+    assert (response.status_code, response.json()["errors"][0]["message"]) == (401, "Invalid token.")
 
 
 def test_the_token_of_a_deactivated_user_is_a_401(labeler, dataset):
@@ -30,7 +30,7 @@ def test_the_token_of_a_deactivated_user_is_a_401(labeler, dataset):
     labeler.is_active = False
     labeler.save(update_fields=["is_active"])
     response = dataset_detail(client, dataset)
-    assert (response.status_code, response.json()["detail"]) == (401, "User inactive or deleted.")
+    assert (response.status_code, response.json()["errors"][0]["message"]) == (401, "User inactive or deleted.")
 
 
 def test_a_superuser_sees_any_dataset_as_an_admin(superuser, dataset):

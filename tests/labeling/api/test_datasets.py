@@ -3,7 +3,7 @@
 import pytest
 
 from labeling.models import Dataset, DatasetMember
-from tests.factories import DatasetFactory, DatasetMemberFactory
+from tests.factories import DatasetFactory, DatasetMemberFactory, with_permission
 from tests.labeling.api.support import errors_of, row_counts, token_client, url
 
 pytestmark = pytest.mark.django_db
@@ -27,39 +27,50 @@ class TestList:
         assert (response.status_code, response.json()) == (200, [])
 
 
+@pytest.fixture
+def creator(outsider):
+    """A user who belongs to no dataset and may create them (labeling.add_dataset)."""
+    return with_permission(outsider, "labeling.add_dataset")
+
+
+@pytest.fixture
+def creator_client(creator):
+    return token_client(creator)
+
+
 class TestCreate:
-    def test_it_creates_a_dataset_whose_creator_is_its_admin(self, outsider_client, outsider):
-        response = outsider_client.post(
+    def test_it_creates_a_dataset_whose_creator_is_its_admin(self, creator_client, creator):
+        response = creator_client.post(
             url("dataset-list"), {"name": "Street scenes", "kind": "scenes", "nucleus_dataset_id": "ds_123"}, format="json"
         )
         assert response.status_code == 201
         body = response.json()
         assert (body["name"], body["kind"], body["nucleus_dataset_id"], body["role"]) == ("Street scenes", "scenes", "ds_123", "admin")
-        assert DatasetMember.objects.get(dataset_id=body["id"], user=outsider).role == DatasetMember.Role.ADMIN
+        assert DatasetMember.objects.get(dataset_id=body["id"], user=creator).role == DatasetMember.Role.ADMIN
 
-    def test_a_dataset_holds_images_unless_told_otherwise(self, outsider_client):
-        response = outsider_client.post(url("dataset-list"), {"name": "Shoes"}, format="json")
+    def test_a_dataset_holds_images_unless_told_otherwise(self, creator_client):
+        response = creator_client.post(url("dataset-list"), {"name": "Shoes"}, format="json")
         assert (response.status_code, response.json()["kind"]) == (201, "images")
 
-    def test_it_refuses_an_unknown_kind_and_stores_nothing(self, outsider_client):
+    def test_it_refuses_an_unknown_kind_and_stores_nothing(self, creator_client):
         before = row_counts()
-        response = outsider_client.post(url("dataset-list"), {"name": "Clouds", "kind": "pointclouds"}, format="json")
+        response = creator_client.post(url("dataset-list"), {"name": "Clouds", "kind": "pointclouds"}, format="json")
         assert response.status_code == 400
         assert [(error["field"], error["message"]) for error in errors_of(response)] == [
             ("kind", '"pointclouds" is not a valid choice.')
         ]
         assert row_counts() == before
 
-    def test_it_refuses_a_name_another_dataset_has(self, outsider_client, dataset):
+    def test_it_refuses_a_name_another_dataset_has(self, creator_client, dataset):
         before = row_counts()
-        response = outsider_client.post(url("dataset-list"), {"name": "Clothing"}, format="json")
+        response = creator_client.post(url("dataset-list"), {"name": "Clothing"}, format="json")
         assert response.status_code == 400
         (error,) = errors_of(response)
         assert error["field"] == "name" and "already exists" in error["message"]
         assert row_counts() == before
 
-    def test_it_refuses_a_blank_name(self, outsider_client):
-        response = outsider_client.post(url("dataset-list"), {"name": "  "}, format="json")
+    def test_it_refuses_a_blank_name(self, creator_client):
+        response = creator_client.post(url("dataset-list"), {"name": "  "}, format="json")
         assert response.status_code == 400
         assert [error["field"] for error in errors_of(response)] == ["name"]
         assert not Dataset.objects.exists()

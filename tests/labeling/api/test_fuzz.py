@@ -6,8 +6,13 @@ get past the permission check and reach the services. The dataset id in the path
 real one (random ids would only test the 404); taxonomy names, labels and usernames are the real
 ones or generated ones. After each request: no partial batch was stored, and every item and
 scene has its queue task.
+
+Strings are then tainted (`tainted`): some keys and values of the body, the query and the path get
+a NUL, a C0/C1 control or (in JSON bodies, the only place one can travel) a lone surrogate, the text
+no database stores the same way; the answer must still not be a 500.
 """
 
+import json
 import traceback
 
 import pytest
@@ -19,6 +24,7 @@ from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from schemathesis.checks import not_a_server_error
+from schemathesis.core import NotSet
 
 from config.wsgi import application
 from labeling.models import Dataset, DatasetMember, Item, Scene
@@ -90,6 +96,31 @@ def stored_counts() -> tuple[int, int]:
     return Item.objects.count(), Scene.objects.count()
 
 
+# NUL, C0 and C1 controls; a lone surrogate only where JSON carries it (a URL or a multipart body
+# is UTF-8 bytes, which cannot hold one).
+TAINTS = ["\x00", "\x01", "\x1f", "\x7f", "\x85", "\x9f"]
+JSON_TAINTS = [*TAINTS, "\ud800", "\udfff"]
+
+
+def tainted(value, data, taints: list[str]):
+    """`value` with some of its strings (keys and values, at any depth) given a drawn character."""
+    if isinstance(value, str):
+        return value + data.draw(st.sampled_from(["", "", *taints]))
+    if isinstance(value, dict):
+        return {tainted(key, data, taints): tainted(child, data, taints) for key, child in value.items()}
+    if isinstance(value, list):
+        return [tainted(child, data, taints) for child in value]
+    return value
+
+
+def json_text(body) -> str | None:
+    try:
+        return json.dumps(body)
+    except TypeError:
+        return None
+
+
+@schema.given(data=st.data())
 @schema.parametrize()
 @settings(
     max_examples=25,
@@ -98,14 +129,25 @@ def stored_counts() -> tuple[int, int]:
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-def test_no_request_gets_a_server_error(case, dataset, token, server_errors):
+def test_no_request_gets_a_server_error(data, case, dataset, token, server_errors):
     generated_id = (case.path_parameters or {}).get("dataset_id")
     if isinstance(generated_id, int):
         # The fuzzer's integer picks one of alice's two datasets: even, images; odd, scenes.
         case.path_parameters["dataset_id"] = (dataset.id if generated_id % 2 == 0 else scene_dataset_of(token).id)
+    sent = {}
+    if not isinstance(case.body, NotSet):
+        json_body = json_text(tainted(case.body, data, JSON_TAINTS)) if (case.media_type or "").startswith("application/json") else None
+        if json_body is not None:
+            # Sent as text: schemathesis re-validates a changed body, and its validator cannot read a surrogate.
+            sent["data"] = json_body
+        else:  # a form, or JSON with bytes in it: only what UTF-8 carries
+            case.body = tainted(case.body, data, TAINTS)
+    case.query = tainted(case.query, data, TAINTS)
+    if case.path_parameters:
+        case.path_parameters = {name: tainted(value, data, TAINTS) for name, value in case.path_parameters.items()}
     items_before, scenes_before = stored_counts()
 
-    response = case.call(headers={"Authorization": f"Token {token}"})
+    response = case.call(headers={"Authorization": f"Token {token}"}, **sent)
 
     if response.status_code >= 500 and server_errors:
         print(server_errors[-1])

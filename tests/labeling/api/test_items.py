@@ -239,7 +239,8 @@ class TestUploadImages:
         response = self.post_images(admin_client, dataset, [png_upload("shirt_1.png", (30, 20)), png_upload("shirt_2.png")])
         assert (response.status_code, response.json()) == (201, {"created": 2})
         item = Item.objects.get(reference_id="shirt_1")
-        assert (item.width, item.height) == (30, 20)
+        # Its size from the header; it waits for the check of its pixels (tests/labeling/test_image_verification.py).
+        assert (item.width, item.height, item.image_check) == (30, 20, "pending")
         with Image.open(item.image.path) as stored:
             assert stored.format == "PNG"
 
@@ -320,7 +321,7 @@ class TestList:
         assert listed == {
             "id": item.id, "reference_id": "image_1", "image_url": "https://images.example.com/image_1.jpg",
             "width": None, "height": None, "metadata": {"camera": "front"}, "status": "open",
-            "created_at": listed["created_at"],
+            "image_check": "ok", "image_error": "", "created_at": listed["created_at"],
         }
         assert response.json()["next"] is None
 

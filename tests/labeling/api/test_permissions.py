@@ -18,6 +18,9 @@ from tests.labeling.api.support import answer, errors_of, item_with_task, row_co
 pytestmark = pytest.mark.django_db
 
 ADMIN, MEMBER = "admin", "member"
+# Admins, and labelers on what the queue handed them (test_write_ownership.py has that matrix):
+# here nobody holds the item, so a labeler gets 409.
+HELD = "held"
 NOT_SIGNED_IN = "Authentication credentials were not provided."
 
 
@@ -27,7 +30,7 @@ class Call:
 
     name: str
     method: str
-    allowed: str  # ADMIN: admins only; MEMBER: any member
+    allowed: str  # ADMIN: admins only; MEMBER: any member; HELD: admins, and a labeler holding the item
     success: int
     kwargs: dict = field(default_factory=dict)
     body: object = None
@@ -64,10 +67,10 @@ CALLS = [
     Call("scene-list", "get", MEMBER, 200, kind=Dataset.Kind.SCENES),
     Call("scene-list", "post", ADMIN, 201, body=[{"reference_id": "scene_9", "video_url": "https://v.example.com/9.mp4"}], kind=Dataset.Kind.SCENES),
     Call("annotation-list", "get", MEMBER, 200),
-    Call("annotation-list", "post", MEMBER, 200, body={"reference_id": "image_1", **ANSWER}),
+    Call("annotation-list", "post", HELD, 200, body={"reference_id": "image_1", **ANSWER}),
     Call("export", "get", MEMBER, 200),
     Call("next", "post", MEMBER, 200),
-    Call("submit", "post", MEMBER, 200, body={"reference_id": "image_1", "annotations": [ANSWER]}),
+    Call("submit", "post", HELD, 200, body={"reference_id": "image_1", "annotations": [ANSWER]}),
     Call("skip", "post", MEMBER, 204, body={"reference_id": "image_1"}),
 ]
 ROLES = ["admin", "labeler", "outsider", "anonymous"]
@@ -120,6 +123,8 @@ def expected_status(call: Call, role: str, dataset: str) -> set[int]:
         return {404}
     if role == "labeler" and call.allowed == ADMIN:
         return {403}
+    if role == "labeler" and call.allowed == HELD:
+        return {409}
     return {call.success}
 
 
@@ -139,11 +144,12 @@ def test_the_permission_matrix(call, role, dataset_name, admin, labeler, outside
     if expected != {call.success}:
         assert state() == before
     if role == "anonymous":
-        assert response.json() == {"detail": NOT_SIGNED_IN}
+        assert response.json() == {"errors": [{"field": "", "message": NOT_SIGNED_IN}]}
 
 
 class TestDatasetList:
-    """datasets/ is not scoped to a dataset: anyone signed in lists their own and may create one."""
+    """datasets/ is not scoped to a dataset: anyone signed in lists their own; creating one takes
+    the labeling.add_dataset permission (tests/labeling/api/test_dataset_create.py)."""
 
     @pytest.mark.parametrize("role", ["admin", "labeler", "outsider"])
     def test_every_signed_in_user_may_list_their_datasets(self, role, admin, labeler, outsider):
@@ -151,18 +157,20 @@ class TestDatasetList:
         assert token_client(user).get(url("dataset-list")).status_code == 200
 
     @pytest.mark.parametrize("role", ["admin", "labeler", "outsider"])
-    def test_every_signed_in_user_may_create_a_dataset(self, role, admin, labeler, outsider):
+    def test_a_signed_in_user_without_the_permission_may_not_create_a_dataset(self, role, admin, labeler, outsider):
         user = {"admin": admin, "labeler": labeler, "outsider": outsider}[role]
-        assert token_client(user).post(url("dataset-list"), {"name": f"{role}'s"}, format="json").status_code == 201
+        before = row_counts()
+        assert token_client(user).post(url("dataset-list"), {"name": f"{role}'s"}, format="json").status_code == 403
+        assert row_counts() == before
 
     def test_an_anonymous_client_may_not_list_datasets(self, anonymous_client, dataset):
         response = anonymous_client.get(url("dataset-list"))
-        assert (response.status_code in {401, 403}, response.json()) == (True, {"detail": NOT_SIGNED_IN})
+        assert (response.status_code in {401, 403}, response.json()) == (True, {"errors": [{"field": "", "message": NOT_SIGNED_IN}]})
 
     def test_an_anonymous_client_may_not_create_a_dataset(self, anonymous_client, dataset):
         before = row_counts()
         response = anonymous_client.post(url("dataset-list"), {"name": "Mine"}, format="json")
-        assert (response.status_code in {401, 403}, response.json()) == (True, {"detail": NOT_SIGNED_IN})
+        assert (response.status_code in {401, 403}, response.json()) == (True, {"errors": [{"field": "", "message": NOT_SIGNED_IN}]})
         assert row_counts() == before
 
 
@@ -177,7 +185,7 @@ class TestAuthentication:
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION="Token 0123456789abcdef0123456789abcdef01234567")
         response = client.get(url("dataset-detail", dataset_id=dataset.id))
-        assert (response.status_code in {401, 403}, response.json()) == (True, {"detail": "Invalid token."})
+        assert (response.status_code in {401, 403}, response.json()) == (True, {"errors": [{"field": "", "message": "Invalid token."}]})
 
     def test_a_signed_in_browser_session_may_read(self, dataset, admin):
         client = APIClient()
@@ -190,7 +198,7 @@ class TestAuthentication:
         before = row_counts()
         response = client.post(url("taxonomy-list", dataset_id=dataset.id), {"taxonomy_name": "color", "labels": ["red"]}, format="json")
         assert response.status_code == 403
-        assert response.json()["detail"].startswith("CSRF Failed")
+        assert response.json()["errors"][0]["message"].startswith("CSRF Failed")
         assert row_counts() == before
 
 

@@ -86,6 +86,28 @@ class TestNext:
         assert next_reference_id(second_labeler_client, dataset) == "image_1"
         assert Task.objects.get(item=items[0]).holder == second_labeler
 
+    def test_taking_an_item_whose_lease_ran_out_records_its_previous_holder(
+        self, labeler_client, second_labeler_client, dataset, items, labeler
+    ):
+        next_task(labeler_client, dataset)
+        Task.objects.filter(item=items[0]).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+        assert next_reference_id(second_labeler_client, dataset) == "image_1"
+        assert Task.objects.get(item=items[0]).previous_holder == labeler
+        next_task(second_labeler_client, dataset)  # renewing one's own lease keeps it
+        assert Task.objects.get(item=items[0]).previous_holder == labeler
+
+    def test_taking_a_free_item_or_claiming_back_ones_own_lapsed_lease_leaves_the_previous_holder(
+        self, labeler_client, second_labeler_client, dataset, items, labeler, second_labeler
+    ):
+        Task.objects.filter(item=items[1]).update(previous_holder=second_labeler)
+        assert next_reference_id(labeler_client, dataset) == "image_1"  # nobody held it
+        assert Task.objects.get(item=items[0]).previous_holder is None
+        Task.objects.filter(item=items[0]).update(state=Task.State.DONE, holder=None, lease_expires_at=None)
+        assert next_reference_id(labeler_client, dataset) == "image_2"
+        Task.objects.filter(item=items[1]).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+        assert next_reference_id(labeler_client, dataset) == "image_2"  # bob's own lapsed lease, claimed back
+        assert Task.objects.get(item=items[1]).previous_holder == second_labeler
+
     def test_with_a_zero_second_lease_another_labeler_takes_the_item_at_once(self, labeler_client, second_labeler_client, dataset, items, settings):
         settings.LABELING_LEASE_SECONDS = 0
         next_task(labeler_client, dataset)

@@ -13,6 +13,7 @@ from labeling.api.annotations import AnnotationOutput
 from labeling.api.queue import TaskOutput, TaskWithAnswersOutput
 from labeling.models import CategoryAnnotation, DatasetMember, Task, TaskSkip
 from labeling.services.items import scene_create
+from labeling.services.ownership import NOT_HANDED_OUT
 from taxonomies.services import taxonomy_create
 from tests.factories import DatasetMemberFactory, UserFactory
 from tests.labeling.api.support import answer, errors_of, item_with_task, row_counts, token_client, url
@@ -93,6 +94,33 @@ class TestDraft:
         annotation = CategoryAnnotation.objects.get(item=items[0])
         assert (annotation.label, annotation.status) == (None, CategoryAnnotation.Status.DRAFT)
 
+    def test_a_multi_label_answer_cleared_comes_back_unanswered_not_none_of_these(self, labeler_client, dataset, items):
+        next_task(labeler_client, dataset)
+        draft(labeler_client, dataset, "image_1", [SHIRT, STRIPED])
+        response = draft(labeler_client, dataset, "image_1", [SHIRT, {"taxonomy_name": "attributes", "labels": None}])
+        assert response.status_code == 200
+        assert [row["taxonomy_name"] for row in next_task(labeler_client, dataset).json()["annotations"]] == ["clothing_type"]
+        assert not CategoryAnnotation.objects.filter(item=items[0], taxonomy__taxonomy_name="attributes").exists()
+
+    def test_none_of_these_stays_an_answer(self, labeler_client, dataset, items):
+        next_task(labeler_client, dataset)
+        draft(labeler_client, dataset, "image_1", [{"taxonomy_name": "attributes", "labels": []}])
+        (row,) = next_task(labeler_client, dataset).json()["annotations"]
+        assert (row["taxonomy_name"], row["labels"], row["status"]) == ("attributes", [], "draft")
+
+    def test_labels_null_is_refused_for_a_single_label_taxonomy(self, labeler_client, dataset, items):
+        next_task(labeler_client, dataset)
+        response = draft(labeler_client, dataset, "image_1", [{"taxonomy_name": "clothing_type", "labels": None}])
+        assert response.status_code == 400
+        assert errors_of(response)[0]["field"] == "label"
+
+    def test_clearing_leaves_a_finished_multi_label_answer_as_it_is(self, labeler_client, labeler, dataset, items, attributes):
+        answer(target=items[0], taxonomy=attributes, names=["logo"], annotator=labeler)
+        next_task(labeler_client, dataset)
+        assert draft(labeler_client, dataset, "image_1", [{"taxonomy_name": "attributes", "labels": None}]).status_code == 200
+        finished = CategoryAnnotation.objects.get(item=items[0], taxonomy=attributes)
+        assert (finished.chosen_label_names(), finished.status) == (["logo"], "finished")
+
     def test_it_leaves_a_finished_answer_as_it_is(self, labeler_client, labeler, dataset, items, clothing_type):
         answer(target=items[0], taxonomy=clothing_type, names=["pants"], annotator=labeler)
         next_task(labeler_client, dataset)
@@ -110,7 +138,7 @@ class TestDraft:
 
     def test_it_refuses_a_draft_of_an_item_nobody_holds(self, labeler_client, dataset, items):
         response = draft(labeler_client, dataset, "image_2", [SHIRT])
-        assert (response.status_code, errors_of(response)) == (400, [{"field": "reference_id", "message": "Take the task with next before saving a draft of it."}])
+        assert (response.status_code, errors_of(response)) == (409, [{"field": "reference_id", "message": NOT_HANDED_OUT}])
         assert not CategoryAnnotation.objects.exists()
 
     def test_a_draft_that_arrives_after_its_submit_stores_nothing(self, labeler_client, dataset, items):
@@ -118,8 +146,10 @@ class TestDraft:
         next_task(labeler_client, dataset)
         submit(labeler_client, dataset, "image_1", [SHIRT, STRIPED])
         before = row_counts()
-        assert draft(labeler_client, dataset, "image_1", [{"taxonomy_name": "clothing_type", "label": None}]).status_code == 400
+        response = draft(labeler_client, dataset, "image_1", [{"taxonomy_name": "clothing_type", "label": None}])
+        assert (response.status_code, response.json()) == (200, [])
         assert row_counts() == before
+        assert Task.objects.get(item=items[0]).state == Task.State.DONE
 
     def test_it_names_the_answer_whose_label_is_unknown(self, labeler_client, dataset, items):
         next_task(labeler_client, dataset)

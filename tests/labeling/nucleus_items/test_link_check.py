@@ -5,6 +5,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from labeling.models import Dataset
+from tests.factories import with_permission
 
 pytestmark = pytest.mark.django_db
 
@@ -41,6 +42,7 @@ class TestTheApi:
         assert dataset.nucleus_dataset_id == ""
 
     def test_a_scene_dataset_cannot_link_to_an_images_dataset_on_nucleus(self, api, admin, fake_nucleus, nucleus_settings):
+        with_permission(admin, "labeling.add_dataset")
         created = api.post("/api/v1/datasets/", {"name": "Drives", "kind": "scenes", "nucleus_dataset_id": fake_nucleus.create_dataset("images")}, format="json")
 
         assert created.status_code == 400

@@ -12,7 +12,7 @@ from labeling.models import CategoryAnnotation, Item
 from labeling.services.items import item_create
 from labeling.services.sync import sync_waiting_for_items
 from taxonomies.services import taxonomy_create
-from tests.factories import ItemFactory, SceneFactory, png_upload
+from tests.factories import ItemFactory, SceneFactory, png_upload, with_permission
 from tests.labeling.sync.support import finish, sync
 
 pytestmark = pytest.mark.django_db
@@ -149,7 +149,7 @@ class TestSettingIt:
         from rest_framework.test import APIClient
 
         client = APIClient()
-        client.force_authenticate(admin)
+        client.force_authenticate(with_permission(admin, "labeling.add_dataset"))
 
         answer = client.post(reverse("api:dataset-list"), {"name": "Pushed", "nucleus_push_items": True}, format="json")
 

@@ -4,7 +4,7 @@ import pytest
 
 from labeling.models import CategoryAnnotation
 from labeling.nucleus import RemoteDataset
-from labeling.services.annotations import label_remove
+from labeling.services.taxonomy_removals import label_remove
 from taxonomies.services import label_update, taxonomy_add_labels
 from tests.labeling.sync.support import finish, sync
 

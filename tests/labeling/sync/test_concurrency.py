@@ -7,9 +7,9 @@ import uuid
 import pytest
 from django.utils import timezone
 
-from labeling.models import CategoryAnnotation, Dataset
+from labeling.models import CategoryAnnotation, Dataset, DatasetMember
 from labeling.services import sync as sync_service
-from labeling.services.annotations import annotations_import
+from labeling.services.annotations_import import annotations_import
 from labeling.services.items import items_import
 from labeling.services.sync import dataset_sync
 from tests.concurrency import all_at_once
@@ -26,7 +26,7 @@ def pending(linked, clothing_type, fake_nucleus, nucleus_settings):
     items_import(dataset=linked, rows=rows)
     fake_nucleus.add_items(linked.nucleus_dataset_id, rows)
     answers = [{"reference_id": row["reference_id"], "taxonomy_name": "clothing_type", "label": "shirt"} for row in rows]
-    annotations_import(dataset=linked, rows=answers, annotator=None)
+    annotations_import(dataset=linked, rows=answers, annotator=None, role=DatasetMember.Role.ADMIN)
     nucleus_settings.NUCLEUS_API_KEY = key
     return linked
 

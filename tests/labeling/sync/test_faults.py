@@ -194,6 +194,25 @@ def test_a_refusal_fails_the_batch_at_once_with_nucleus_s_message(linked, annota
     assert report.failed == 1
 
 
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
+def test_a_refused_annotate_request_fails_its_batch_and_is_not_taken_for_synced(linked, items, clothing_type, fake_nucleus, status):
+    known = finish(items[0], clothing_type, "shirt")
+    sync(linked)  # clothing_type is on Nucleus now: the refusal below answers the annotate request itself
+    annotation = finish(items[1], clothing_type, "pants")
+    fake_nucleus.fail_next(status=status, route="annotate", body={"error": "annotations refused"})
+
+    report = sync(linked)
+
+    assert [request.route for request in fake_nucleus.requests[-1:]] == ["annotate"]
+    assert (report.synced, report.failed, report.retrying) == (0, 1, 0)
+    assert state_of(annotation) == (State.FAILED, 1)
+    assert (annotation.synced_version, annotation.sync_next_attempt_at, annotation.sync_claim) == (0, None, None)
+    assert f"HTTP {status}" in annotation.sync_error and "annotations refused" in annotation.sync_error
+    assert ("image_1", "clothing_type") not in fake_nucleus.labels(linked.nucleus_dataset_id)
+    assert sync(linked, include_waiting=True).batches == 0  # failed: sent again only when a person asks
+    assert state_of(known) == (State.SYNCED, 0)
+
+
 def test_a_refused_taxonomy_fails_only_its_own_annotations_and_the_batch_goes(linked, items, clothing_type, attributes, fake_nucleus):
     shirt = finish(items[0], clothing_type, "shirt")
     logo = finish(items[1], attributes, "logo")
@@ -283,17 +302,17 @@ def test_an_error_about_shirt_color_is_not_taken_for_shirt(linked, items, fake_n
     assert state_of(on_shirt) == (State.SYNCED, 0)
 
 
-def test_an_annotation_the_sdk_cannot_build_is_failed_and_the_rest_of_its_batch_sent(linked, items, clothing_type, fake_nucleus, monkeypatch):
+def test_an_annotation_whose_payloads_cannot_be_built_is_failed_and_the_rest_of_its_batch_sent(linked, items, clothing_type, fake_nucleus, monkeypatch):
     broken = finish(items[0], clothing_type, "shirt")
     fine = finish(items[1], clothing_type, "pants")
-    real_build = sync_service.nucleus.nucleus_annotations
+    real_build = sync_service.nucleus.annotation_payloads
 
     def build(annotation):
         if annotation.id == broken.id:
             raise ValueError("metadata is not JSON")
         return real_build(annotation)
 
-    monkeypatch.setattr(sync_service.nucleus, "nucleus_annotations", build)
+    monkeypatch.setattr(sync_service.nucleus, "annotation_payloads", build)
 
     sync(linked)
     report = sync(linked)  # not claimed again

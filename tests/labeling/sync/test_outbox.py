@@ -10,9 +10,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from labeling.models import CategoryAnnotation
+from labeling.models import CategoryAnnotation, DatasetMember
 from labeling.services import sync as sync_service
-from labeling.services.annotations import annotation_save, annotations_import
+from labeling.services.annotations import annotation_save
+from labeling.services.annotations_import import annotations_import
 from labeling.services.items import item_create
 from labeling.services.sync import (
     dataset_sync,
@@ -93,7 +94,7 @@ class TestEnqueueAfterCommit:
         rows = [{"reference_id": item.reference_id, "taxonomy_name": "clothing_type", "label": "pants"} for item in items]
 
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
-            annotations_import(dataset=linked, rows=rows, annotator=None)
+            annotations_import(dataset=linked, rows=rows, annotator=None, role=DatasetMember.Role.ADMIN)
 
         assert (len(callbacks), enqueued) == (1, [linked.id])
 

@@ -159,7 +159,7 @@ def test_the_one_attempt_transport_sends_exactly_what_the_sdk_s_own_sends(fake_n
     sdk_dataset.delete_taxonomy("clothing_type")
     with remote_dataset(dataset_id) as remote:
         remote.add_taxonomy("clothing_type", ["shirt"])
-        remote.annotate([annotation])
+        remote.annotate([annotation.to_payload()])
         remote.delete_taxonomy("clothing_type")
 
     def seen(request):

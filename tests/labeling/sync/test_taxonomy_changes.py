@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from labeling.models import CategoryAnnotation, Dataset, NucleusTaxonomyDeletion
 from labeling.nucleus import RemoteDataset
-from labeling.services.annotations import taxonomy_remove
+from labeling.services.taxonomy_removals import taxonomy_remove
 from labeling.services.datasets import dataset_update
 from labeling.services.sync import sync_sweep, taxonomy_nucleus_plan
 from taxonomies.services import label_update, taxonomy_create, taxonomy_update

@@ -11,8 +11,8 @@ import re
 
 import pytest
 
-from labeling.models import CategoryAnnotation
-from labeling.services.annotations import annotations_import
+from labeling.models import CategoryAnnotation, DatasetMember
+from labeling.services.annotations_import import annotations_import
 from labeling.tasks import sync_dataset
 from tests.factories import ItemFactory
 from tests.labeling.sync import test_worker
@@ -48,7 +48,7 @@ def test_two_workers_syncing_one_dataset_send_each_annotation_in_exactly_one_bat
     workers = [start_worker(), start_worker()]
 
     rows = [{"reference_id": item.reference_id, "taxonomy_name": "clothing_type", "label": "shirt"} for item in made]
-    annotations_import(dataset=linked, rows=rows, annotator=None)  # commits, then publishes one sync
+    annotations_import(dataset=linked, rows=rows, annotator=None, role=DatasetMember.Role.ADMIN)  # commits, then publishes one sync
     sync_dataset.delay(linked.id)  # and a second one, as the sweep or "Sync now" would
 
     wait_for(

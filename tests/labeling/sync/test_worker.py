@@ -19,8 +19,8 @@ import redis
 from django.db import connection
 from django.utils import timezone
 
-from labeling.models import CategoryAnnotation
-from labeling.services.annotations import annotations_import
+from labeling.models import CategoryAnnotation, DatasetMember
+from labeling.services.annotations_import import annotations_import
 from labeling.services.sync import sync_sweep
 from tests.factories import ItemFactory
 from tests.labeling.sync.support import finish
@@ -82,7 +82,12 @@ class Worker:
              "--without-heartbeat", "--without-gossip", "--without-mingle", "--loglevel=INFO"],
             cwd=PROJECT_ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
         )
-        wait_for(lambda: " ready." in self.output() or self.process.poll() is not None, timeout=30, what="the worker to start")
+        try:
+            # Generous: a Celery start on a machine whose cores are busy took over 30 s.
+            wait_for(lambda: " ready." in self.output() or self.process.poll() is not None, timeout=90, what="the worker to start")
+        except AssertionError:
+            self.kill()  # not left running: no fixture has it to stop
+            raise
         assert self.process.poll() is None, self.output()
 
     def output(self) -> str:
@@ -140,7 +145,7 @@ def test_a_batch_of_a_worker_killed_mid_request_is_sent_again_after_its_claim_ex
     fake_nucleus.slow_next(1.5, route="annotate")  # the worker will be waiting for this answer
     first = start_worker()
     rows = [{"reference_id": item.reference_id, "taxonomy_name": "clothing_type", "label": "shirt"} for item in made]
-    annotations_import(dataset=linked, rows=rows, annotator=None)
+    annotations_import(dataset=linked, rows=rows, annotator=None, role=DatasetMember.Role.ADMIN)
 
     wait_for(lambda: fake_nucleus.requests_to("annotate"), timeout=20, what=f"the first send\n{first.output()}")
     first.kill()
